@@ -1,0 +1,54 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+# Reproduction knobs (see README): noise rule, seeds, launcher, data folder.
+NOISE_MODE ?= block
+SEEDS ?= 0
+LAUNCHER ?= basic
+DATA ?= data
+EXTRA ?=
+
+.PHONY: setup test lint bench demo reproduce-cifar reproduce-imagenet sweep-tau tables clean
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changes; torch comes from the local wheel cache when present.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src scripts tests
+	$(VENV)/bin/ruff format --check src scripts tests
+
+bench: setup
+	$(PY) scripts/bench_loss.py --out results/bench_loss.json
+
+demo: setup
+	$(PY) scripts/demo.py
+
+reproduce-cifar: setup
+	$(PY) scripts/sweep_noise.py --noise-mode $(NOISE_MODE) --seeds $(SEEDS) \
+		--launcher $(LAUNCHER) --data $(DATA) $(EXTRA)
+	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+reproduce-imagenet: setup
+	$(PY) scripts/sweep_sizes.py --seeds $(SEEDS) --launcher $(LAUNCHER) --data $(DATA) $(EXTRA)
+	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+sweep-tau: setup
+	$(PY) scripts/sweep_tau.py --seeds $(SEEDS) --launcher $(LAUNCHER) --data $(DATA) $(EXTRA)
+	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+tables: setup
+	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,138 @@
+"""Benchmark the smooth top-k loss against cross-entropy and the classic sequential algorithm.
+
+Prints a table and writes JSON: median forward+backward time (ms) per (B, C, k, tau), and its
+ratio to F.cross_entropy measured in the same process.  The "sequential" baseline evaluates the
+same loss with the textbook recursion sigma_i <- sigma_i + e_j sigma_{i-1} over the classes
+(log space, autograd), the algorithm the paper's divide-and-conquer replaces.
+
+    python scripts/bench_loss.py [--device cuda] [--out results/bench_loss.json] [--quick]
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from smooth_topk.functional import smooth_topk_svm
+
+SHAPES = [(64, 100), (256, 100), (256, 1000), (1024, 1000), (256, 10000)]
+
+
+def sequential_loss(scores: torch.Tensor, labels: torch.Tensor, k: int, tau: float, alpha: float):
+    """The loss via the sequential recursion over classes (one step per class, log space)."""
+    masked = scores.scatter(1, labels[:, None], float("-inf")) / (k * tau)
+    log_sigma = [torch.zeros_like(masked[:, 0])] + [
+        torch.full_like(masked[:, 0], float("-inf")) for _ in range(k)
+    ]
+    for j in range(masked.shape[1]):
+        x = masked[:, j]
+        for i in range(k, 0, -1):
+            log_sigma[i] = torch.logaddexp(log_sigma[i], log_sigma[i - 1] + x)
+    true_score = scores.gather(1, labels[:, None]).squeeze(1) / (k * tau)
+    z = alpha / tau + log_sigma[k] - log_sigma[k - 1] - true_score
+    return (tau * F.softplus(z)).mean()
+
+
+def median_ms(step, device: str, repeats: int) -> float:
+    """Median wall time of step() in milliseconds, after warm-up, synchronising on CUDA."""
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return 1e3 * times[len(times) // 2]
+
+
+def forward_backward(loss_fn, scores: torch.Tensor, labels: torch.Tensor):
+    def step():
+        scores.grad = None
+        loss_fn(scores, labels).backward()
+
+    return step
+
+
+def run(device: str, repeats: int, shapes, sequential_max_classes: int) -> list[dict]:
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    for batch, classes in shapes:
+        scores = torch.randn(batch, classes, generator=generator).to(device).requires_grad_()
+        labels = torch.randint(0, classes, (batch,), generator=generator).to(device)
+        ce_ms = median_ms(forward_backward(F.cross_entropy, scores, labels), device, repeats)
+        for k in (1, 5):
+            for tau in (1.0, 0.1):
+
+                def ours(s, y, k=k, tau=tau):
+                    return smooth_topk_svm(s, y, k, tau, 1.0)
+
+                ours_ms = median_ms(forward_backward(ours, scores, labels), device, repeats)
+                row = {
+                    "device": device,
+                    "batch": batch,
+                    "classes": classes,
+                    "k": k,
+                    "tau": tau,
+                    "ce_ms": ce_ms,
+                    "smooth_topk_ms": ours_ms,
+                    "ratio_to_ce": ours_ms / ce_ms,
+                    "sequential_ms": None,
+                }
+                if classes <= sequential_max_classes and k == 5 and tau == 1.0:
+
+                    def seq(s, y, k=k, tau=tau):
+                        return sequential_loss(s, y, k, tau, 1.0)
+
+                    row["sequential_ms"] = median_ms(
+                        forward_backward(seq, scores, labels), device, 3
+                    )
+                rows.append(row)
+                print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row: dict) -> str:
+    sequential = f"{row['sequential_ms']:10.2f}" if row["sequential_ms"] is not None else " " * 10
+    return (
+        f"{row['device']:>5} {row['batch']:>5} {row['classes']:>6} {row['k']:>2} "
+        f"{row['tau']:>4} {row['ce_ms']:9.3f} {row['smooth_topk_ms']:9.3f} "
+        f"{row['ratio_to_ce']:7.1f}x {sequential}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--out", default="results/bench_loss.json")
+    parser.add_argument("--repeats", type=int, default=25)
+    parser.add_argument("--quick", action="store_true", help="only (256, 1000), few repeats")
+    args = parser.parse_args()
+    shapes = [(256, 1000)] if args.quick else SHAPES
+    repeats = 5 if args.quick else args.repeats
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor()}"
+    )
+    print("  dev     B      C  k  tau     CE ms    ours ms   ratio  sequential ms (k=5, tau=1)")
+    rows = run(args.device, repeats, shapes, sequential_max_classes=1000)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name() if args.device == "cuda" else None,
+    }
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

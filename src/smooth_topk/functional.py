@@ -1,0 +1,162 @@
+r"""Smooth and hard top-k SVM losses (Berrada, Zisserman, Kumar, ICLR 2018).
+
+For scores s in R^C, label y, k in [1, C), temperature tau > 0 and margin alpha >= 0:
+
+    L_{k,tau}(s, y) = tau log sum_{|A|=k} exp((alpha [y not in A] + mean_{j in A} s_j) / tau)
+                    - tau log sum_{|A|=k, y in A} exp(mean_{j in A} s_j / tau)
+
+With e_j = exp(s_j / (k tau)) and sigma_i the elementary symmetric polynomial of degree i over
+the classes other than y, this is
+
+    L = tau * log(1 + exp(alpha / tau) * sigma_k / (e_y * sigma_{k-1})).
+
+k = 1 gives the smooth top-1 SVM, which is cross-entropy when alpha = 0 and tau = 1.  As
+tau -> 0 the loss tends to the hard top-k hinge max(0, alpha + ((s_{-y})_[k] - s_y) / k),
+where (s_{-y})_[k] is the k-th largest score among the classes other than y.
+
+Evaluation is exact in value and gradient (no switch to the hard loss, no approximate
+backward).  k >= 2 uses a rescaled linear-space product tree with a hand-written backward
+(`linear_tree.py`, O(B C k) time and memory); the rare rows whose coefficients that tree cannot
+represent (huge score spreads with a tiny tau) are recomputed in float64 log space
+(`log_space.py`).  float16 / bfloat16 input is computed in float32; float64 stays float64.
+"""
+
+import math
+
+import torch
+
+from smooth_topk.linear_tree import SmoothTopkLinearTree
+from smooth_topk.log_space import log_esp
+
+__all__ = ["smooth_topk_svm", "hard_topk_svm", "log_esp"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_hyperparameters(k: int, tau: float | None, alpha: float, reduction: str) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    if tau is not None and not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _check_inputs(
+    logits: torch.Tensor, labels: torch.Tensor, k: int, weight: torch.Tensor | None
+) -> torch.Tensor:
+    """Validate shapes, dtypes and ranges; return the scores in their compute dtype."""
+    if not isinstance(logits, torch.Tensor) or not torch.is_floating_point(logits):
+        raise ValueError("logits must be a floating-point tensor of shape (batch, classes)")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
+    if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32):
+        dtype = getattr(labels, "dtype", type(labels).__name__)
+        raise ValueError(f"labels must be an int64 (or int32) tensor, got {dtype}")
+    batch, classes = logits.shape
+    if labels.shape != (batch,):
+        raise ValueError(
+            f"labels must have shape ({batch},) to match logits {tuple(logits.shape)}, "
+            f"got {tuple(labels.shape)}"
+        )
+    if labels.device != logits.device:
+        raise ValueError(f"labels are on {labels.device} but logits on {logits.device}")
+    if k >= classes:
+        raise ValueError(f"k must be smaller than the number of classes ({classes}), got {k}")
+    if batch > 0 and (bool((labels < 0).any()) or bool((labels >= classes).any())):
+        raise ValueError(
+            f"labels must lie in [0, {classes - 1}], got values in "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
+    if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != (batch,)):
+        shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight)
+        raise ValueError(f"weight must be a tensor of shape ({batch},), got {shape}")
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        return logits.float()
+    return logits
+
+
+def _reduce(loss: torch.Tensor, weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    """Apply the per-sample weight, then reduce ("mean" divides by the batch size)."""
+    if weight is not None:
+        loss = loss * weight.to(loss.dtype)
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _softplus(z: torch.Tensor) -> torch.Tensor:
+    """log(1 + exp(z)) without the threshold approximation of torch's softplus."""
+    return z.clamp(min=0) + torch.log1p(torch.exp(-z.abs()))
+
+
+def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: float):
+    masked = scores.scatter(1, labels[:, None], float("-inf"))
+    true_score = scores.gather(1, labels[:, None])
+    z = alpha / tau + torch.logsumexp((masked - true_score) / tau, dim=1)
+    return tau * _softplus(z)
+
+
+def _smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k, tau, alpha):
+    """Per-row loss in log space: exact and safe for any scores (used as the fallback)."""
+    masked = scores.scatter(1, labels[:, None], float("-inf"))
+    peak = masked.detach().amax(1, keepdim=True)
+    log_sigma = log_esp((masked - peak) / (k * tau), k)
+    true_score = scores.gather(1, labels[:, None]).squeeze(1)
+    z = alpha / tau + log_sigma[:, k] - log_sigma[:, k - 1]
+    z = z + (peak.squeeze(1) - true_score) / (k * tau)
+    return tau * _softplus(z)
+
+
+def smooth_topk_svm(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    k: int = 5,
+    tau: float = 1.0,
+    alpha: float = 1.0,
+    reduction: str = "mean",
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The smooth top-k SVM loss L_{k,tau} of (B, C) scores and (B,) labels.
+
+    `weight` (B,) rescales each sample's loss; "mean" then divides by B.  Returns a float32
+    scalar (float64 for float64 input), or (B,) with reduction="none".
+    """
+    _check_hyperparameters(k, tau, alpha, reduction)
+    scores = _check_inputs(logits, labels, k, weight)
+    labels = labels.long()
+    tau, alpha = float(tau), float(alpha)
+    if scores.shape[0] == 0:
+        return _reduce(scores.new_zeros(0), weight, reduction)
+    if k == 1:
+        return _reduce(_smooth_top1(scores, labels, tau, alpha), weight, reduction)
+
+    loss, safe = SmoothTopkLinearTree.apply(scores, labels, k, tau, alpha)
+    if not bool(safe.all()):
+        rows = (~safe).nonzero().squeeze(1)
+        fallback = _smooth_topk_log_space(scores[rows].double(), labels[rows], k, tau, alpha)
+        loss = loss.index_put((rows,), fallback.to(loss.dtype))
+    return _reduce(loss, weight, reduction)
+
+
+def hard_topk_svm(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    k: int = 5,
+    alpha: float = 1.0,
+    reduction: str = "mean",
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The hard top-k hinge max(0, alpha + ((s_{-y})_[k] - s_y) / k), the tau -> 0 limit."""
+    _check_hyperparameters(k, None, alpha, reduction)
+    scores = _check_inputs(logits, labels, k, weight)
+    labels = labels.long()
+    masked = scores.scatter(1, labels[:, None], float("-inf"))
+    kth_other = masked.topk(k, dim=1).values[:, -1]
+    true_score = scores.gather(1, labels[:, None]).squeeze(1)
+    loss = torch.clamp(float(alpha) + (kth_other - true_score) / k, min=0)
+    return _reduce(loss, weight, reduction)

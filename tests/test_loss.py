@@ -1,0 +1,287 @@
+"""The smooth top-k loss against an independent brute-force reference, and its properties."""
+
+import copy
+import itertools
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from smooth_topk import HardTopkSVM, SmoothTopkSVM
+from smooth_topk.functional import hard_topk_svm, log_esp, smooth_topk_svm
+
+
+def brute_force_loss(scores: torch.Tensor, label: int, k: int, tau: float, alpha: float):
+    """L_{k,tau} by enumerating every k-subset, in float64 (the definition, nothing clever)."""
+    scores = scores.double()
+    all_terms, true_terms = [], []
+    for subset in itertools.combinations(range(scores.shape[0]), k):
+        mean = scores[list(subset)].mean()
+        margin = 0.0 if label in subset else alpha
+        all_terms.append((margin + mean) / tau)
+        if label in subset:
+            true_terms.append(mean / tau)
+    return tau * (
+        torch.logsumexp(torch.stack(all_terms), 0) - torch.logsumexp(torch.stack(true_terms), 0)
+    )
+
+
+def assert_gradient_close(grad32: torch.Tensor, grad64: torch.Tensor) -> None:
+    """Within 1e-3 of the largest float64 entry (floored at float32's smallest normal number)."""
+    tolerance = max(1e-3 * grad64.abs().max().item(), torch.finfo(torch.float32).tiny)
+    assert (grad32.double() - grad64).abs().max().item() <= tolerance
+
+
+def brute_force_batch(scores, labels, k, tau, alpha):
+    return torch.stack(
+        [brute_force_loss(scores[i], int(labels[i]), k, tau, alpha) for i in range(len(labels))]
+    )
+
+
+@pytest.mark.parametrize("n", [5, 9, 12])
+@pytest.mark.parametrize("tau", [1e-2, 0.1, 1.0, 10.0])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_matches_brute_force(n, tau, alpha):
+    generator = torch.Generator().manual_seed(n)
+    for k in range(1, n):
+        for scale in (1.0, 10.0, 100.0):
+            scores = torch.randn(3, n, generator=generator, dtype=torch.float64) * scale
+            labels = torch.randint(0, n, (3,), generator=generator)
+            reference = brute_force_batch(scores, labels, k, tau, alpha)
+            loss64 = smooth_topk_svm(scores, labels, k, tau, alpha, reduction="none")
+            torch.testing.assert_close(loss64, reference, rtol=1e-9, atol=1e-9)
+
+            scores32 = scores.float().requires_grad_()
+            loss32 = smooth_topk_svm(scores32, labels, k, tau, alpha, reduction="none")
+            torch.testing.assert_close(loss32.double(), reference, rtol=1e-4, atol=1e-5)
+            scores64 = scores.clone().requires_grad_()
+            smooth_topk_svm(scores64, labels, k, tau, alpha, reduction="sum").backward()
+            loss32.sum().backward()
+            assert_gradient_close(scores32.grad, scores64.grad)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_gradcheck_float64(k):
+    generator = torch.Generator().manual_seed(k)
+    scores = torch.randn(4, 11, generator=generator, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 11, (4,), generator=generator)
+    for tau in (0.3, 2.0):
+        assert torch.autograd.gradcheck(
+            lambda s, tau=tau: smooth_topk_svm(s, labels, k, tau, 1.0, reduction="sum"), (scores,)
+        )
+
+
+def test_brute_force_gradient_matches_autograd_of_reference():
+    generator = torch.Generator().manual_seed(3)
+    scores = torch.randn(2, 8, generator=generator, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([1, 6])
+    brute_force_batch(scores, labels, 3, 0.5, 1.0).sum().backward()
+    expected = scores.grad.clone()
+    scores.grad = None
+    smooth_topk_svm(scores, labels, 3, 0.5, 1.0, reduction="sum").backward()
+    torch.testing.assert_close(scores.grad, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_k1_alpha0_tau1_is_cross_entropy():
+    scores = torch.randn(32, 50, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 50, (32,))
+    ours = smooth_topk_svm(scores, labels, k=1, tau=1.0, alpha=0.0)
+    torch.testing.assert_close(ours, F.cross_entropy(scores, labels), rtol=1e-12, atol=1e-12)
+    (grad_ours,) = torch.autograd.grad(ours, scores)
+    (grad_ce,) = torch.autograd.grad(F.cross_entropy(scores, labels), scores)
+    torch.testing.assert_close(grad_ours, grad_ce)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_small_tau_approaches_hard_hinge(k):
+    scores = torch.randn(64, 30, dtype=torch.float64) * 3
+    labels = torch.randint(0, 30, (64,))
+    smooth = smooth_topk_svm(scores, labels, k, 1e-3, 1.0, reduction="none")
+    hard = hard_topk_svm(scores, labels, k, 1.0, reduction="none")
+    assert (smooth - hard).abs().max() <= 1e-2
+
+
+def test_hard_hinge_definition():
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0]])
+    # label 4 (score 1): the 2nd largest other score is 4 -> 1 + (4 - 1) / 2
+    assert hard_topk_svm(scores, torch.tensor([4]), k=2).item() == pytest.approx(2.5)
+    # label 0 (score 5): the 2nd largest other is 3 -> max(0, 1 + (3 - 5) / 2) = 0
+    assert hard_topk_svm(scores, torch.tensor([0]), k=2).item() == 0.0
+
+
+def test_invariant_to_class_permutation_and_shift():
+    scores = torch.randn(8, 20, dtype=torch.float64)
+    labels = torch.randint(0, 20, (8,))
+    permutation = torch.randperm(20)
+    inverse = torch.argsort(permutation)
+    loss = smooth_topk_svm(scores, labels, 5, 0.5, 1.0, reduction="none")
+    permuted = smooth_topk_svm(scores[:, permutation], inverse[labels], 5, 0.5, 1.0, "none")
+    shifted = smooth_topk_svm(scores + 123.0, labels, 5, 0.5, 1.0, reduction="none")
+    torch.testing.assert_close(permuted, loss)
+    torch.testing.assert_close(shifted, loss)
+
+
+STRESS_CASES = [
+    # (classes, k, scale, tau)
+    (10_000, 5, 1.0, 0.1),
+    (10_000, 50, 10.0, 1.0),
+    (1_000, 50, 1e4, 1e-3),
+    (1_000, 5, 1e4, 1e-3),
+    (1_000, 5, 100.0, 1e-3),
+    (100, 5, 1e4, 10.0),
+    (100, 20, 30.0, 1e-2),
+]
+
+
+@pytest.mark.parametrize("classes,k,scale,tau", STRESS_CASES)
+def test_float32_stable_against_float64(classes, k, scale, tau):
+    generator = torch.Generator().manual_seed(classes + k)
+    scores = (torch.randn(6, classes, generator=generator) * scale).float()
+    scores[1] = 7.0  # constant row
+    scores[2, : k + 3] = scores[2].max()  # ties at the top
+    scores[3, labels_at := 5] = scores[3].max() + 10 * scale  # label far ahead
+    labels = torch.randint(0, classes, (6,), generator=generator)
+    labels[3] = labels_at
+
+    s32 = scores.clone().requires_grad_()
+    s64 = scores.double().requires_grad_()
+    loss32 = smooth_topk_svm(s32, labels, k, tau, 1.0, reduction="none")
+    loss64 = smooth_topk_svm(s64, labels, k, tau, 1.0, reduction="none")
+    loss32.sum().backward()
+    loss64.sum().backward()
+    assert torch.isfinite(loss32).all() and torch.isfinite(s32.grad).all()
+    assert torch.isfinite(loss64).all() and torch.isfinite(s64.grad).all()
+    torch.testing.assert_close(loss32.double(), loss64.detach(), rtol=1e-4, atol=1e-6)
+    assert_gradient_close(s32.grad, s64.grad)
+
+
+def test_log_esp_matches_enumeration_and_absent_entries():
+    x = torch.randn(3, 7, dtype=torch.float64)
+    out = log_esp(x, 4)
+    for row in range(3):
+        for j in range(5):
+            subsets = list(itertools.combinations(range(7), j))
+            expected = torch.logsumexp(torch.stack([x[row, list(a)].sum() for a in subsets]), 0)
+            torch.testing.assert_close(out[row, j], expected)
+    with_absent = torch.cat([x, torch.full((3, 2), float("-inf"), dtype=torch.float64)], 1)
+    torch.testing.assert_close(log_esp(with_absent, 4), out)
+    assert torch.isneginf(log_esp(x[:, :2], 3)[:, 3]).all()  # sigma_3 of two entries is 0
+
+
+def test_log_esp_gradient_with_absent_entries_is_finite():
+    x = torch.randn(2, 5, dtype=torch.float64)
+    x[:, 3:] = float("-inf")
+    x.requires_grad_()
+    log_esp(x, 3)[:, :3].sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert (x.grad[:, 3:] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_input_computed_in_float32(dtype):
+    scores = torch.randn(16, 40).to(dtype).requires_grad_()
+    labels = torch.randint(0, 40, (16,))
+    loss = smooth_topk_svm(scores, labels, k=5, tau=1.0)
+    assert loss.dtype == torch.float32
+    expected = smooth_topk_svm(scores.detach().float(), labels, k=5, tau=1.0)
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert scores.grad.dtype == dtype
+
+
+def test_float64_stays_float64():
+    loss = smooth_topk_svm(torch.randn(4, 10, dtype=torch.float64), torch.zeros(4).long(), 3)
+    assert loss.dtype == torch.float64
+
+
+def test_reductions_and_weight():
+    scores = torch.randn(10, 20)
+    labels = torch.randint(0, 20, (10,))
+    weight = torch.rand(10)
+    per_sample = smooth_topk_svm(scores, labels, 5, 1.0, 1.0, reduction="none")
+    assert per_sample.shape == (10,)
+    torch.testing.assert_close(
+        smooth_topk_svm(scores, labels, 5, reduction="sum"), per_sample.sum()
+    )
+    torch.testing.assert_close(smooth_topk_svm(scores, labels, 5), per_sample.mean())
+    weighted = smooth_topk_svm(scores, labels, 5, weight=weight)
+    torch.testing.assert_close(weighted, (per_sample * weight).mean())
+
+
+def test_modules_pickle_deepcopy_and_move():
+    criterion = SmoothTopkSVM(k=3, tau=0.5, alpha=1.0, reduction="sum")
+    scores = torch.randn(4, 10)
+    labels = torch.randint(0, 10, (4,))
+    for clone in (pickle.loads(pickle.dumps(criterion)), copy.deepcopy(criterion)):
+        torch.testing.assert_close(clone(scores, labels), criterion(scores, labels))
+    assert criterion.to("cpu") is criterion
+    assert list(criterion.state_dict()) == []  # no per-class state
+    assert "k=3" in repr(criterion)
+    hard = pickle.loads(pickle.dumps(HardTopkSVM(k=2)))
+    assert hard(scores, labels) >= 0
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"k": 0}, "k must be"),
+        ({"k": 10}, "k must be smaller than the number of classes"),
+        ({"tau": 0.0}, "tau must be"),
+        ({"tau": -1.0}, "tau must be"),
+        ({"alpha": -0.5}, "alpha must be"),
+        ({"reduction": "avg"}, "reduction must be one of"),
+    ],
+)
+def test_bad_hyperparameters_raise(kwargs, message):
+    arguments = {"k": 2, "tau": 1.0, "alpha": 1.0, "reduction": "mean", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        smooth_topk_svm(torch.randn(3, 10), torch.zeros(3).long(), **arguments)
+
+
+def test_bad_inputs_raise():
+    scores, labels = torch.randn(3, 10), torch.zeros(3).long()
+    with pytest.raises(ValueError, match="labels must lie in"):
+        smooth_topk_svm(scores, torch.tensor([0, 10, 1]), k=2)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        smooth_topk_svm(scores, torch.tensor([0, -1, 1]), k=2)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        smooth_topk_svm(scores, torch.zeros(4).long(), k=2)
+    with pytest.raises(ValueError, match="labels must be an int64"):
+        smooth_topk_svm(scores, torch.zeros(3), k=2)
+    with pytest.raises(ValueError, match="logits must have shape"):
+        smooth_topk_svm(torch.randn(3, 10, 2), labels, k=2)
+    with pytest.raises(ValueError, match="logits must be a floating-point"):
+        smooth_topk_svm(torch.zeros(3, 10).long(), labels, k=2)
+    with pytest.raises(ValueError, match="weight must be"):
+        smooth_topk_svm(scores, labels, k=2, weight=torch.ones(5))
+    with pytest.raises(ValueError, match="tau must be"):
+        SmoothTopkSVM(k=2, tau=0)
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@CUDA
+@pytest.mark.parametrize("k", [1, 5])
+def test_cuda_matches_cpu(k):
+    scores = torch.randn(64, 200, dtype=torch.float64) * 5
+    labels = torch.randint(0, 200, (64,))
+    cpu = smooth_topk_svm(scores, labels, k, 0.1, 1.0, reduction="none")
+    gpu_scores = scores.float().cuda().requires_grad_()
+    gpu = smooth_topk_svm(gpu_scores, labels.cuda(), k, 0.1, 1.0, reduction="none")
+    torch.testing.assert_close(gpu.double().cpu(), cpu, rtol=1e-4, atol=1e-5)
+    gpu.sum().backward()
+    assert torch.isfinite(gpu_scores.grad).all()
+
+
+@CUDA
+def test_cuda_bf16_autocast_module():
+    layer = torch.nn.Linear(32, 100).cuda()
+    criterion = SmoothTopkSVM(k=5, tau=1.0).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits = layer(torch.randn(16, 32, device="cuda"))
+        loss = criterion(logits, torch.randint(0, 100, (16,), device="cuda"))
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    loss.backward()
+    assert torch.isfinite(layer.weight.grad).all()
