@@ -1,0 +1,316 @@
+"""Train one (dataset, model, loss) with the paper's protocol and record everything in its folder.
+
+Per epoch: train on the (noisy) training labels, evaluate on validation, append a row to
+metrics.jsonl, keep `best.pt` (best validation top-5, as the paper selects) and `last.pt`.  At
+the end the best-top-5 checkpoint is evaluated on test (the last epoch's model too).
+
+A run interrupted by SIGINT/SIGTERM keeps the last completed epoch in `last.pt`; running the same
+command again resumes from there, and because the data order and augmentation of every epoch
+derive from (seed, epoch) alone, the resumed run ends with the same metrics as an uninterrupted
+one.  A finished run is not retrained unless `trainer.force=true` (then into a fresh folder).
+"""
+
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from data import build_data
+from data.label_noise import check_noise
+from engine.criterion import build_criterion
+from engine.device import pick_device
+from engine.distributed import Processes, barrier, init_processes
+from engine.interrupt import Interrupted, StopFlag
+from engine.loaders import build_loader, epoch_seed
+from engine.logger import build_logger
+from engine.loop import NonFiniteLoss, evaluate, train_epoch
+from engine.record import now, run_record
+from engine.run_dir import RunDir
+from engine.schedule import learning_rate
+from models import build_model
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail before any work on values that cannot be right."""
+    if "noise" in cfg.dataset:
+        check_noise(cfg.dataset.noise.p, cfg.dataset.noise.mode)
+    if cfg.loss.name != "ce" and cfg.loss.k >= cfg.dataset.num_classes:
+        raise ValueError(
+            f"loss.k must be smaller than the number of classes "
+            f"({cfg.dataset.num_classes}), got {cfg.loss.k}"
+        )
+    if cfg.trainer.epochs < 0:
+        raise ValueError(f"trainer.epochs must be >= 0, got {cfg.trainer.epochs}")
+    if cfg.trainer.batch_size < 1:
+        raise ValueError(f"trainer.batch_size must be >= 1, got {cfg.trainer.batch_size}")
+    if cfg.loss.name == "smooth_topk_svm" and not cfg.loss.tau > 0:
+        raise ValueError(f"loss.tau must be > 0, got {cfg.loss.tau}")
+
+
+def _fresh_folder(run_dir: RunDir) -> RunDir:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    fresh = RunDir(run_dir.path.with_name(f"{run_dir.path.name}-retrain-{stamp}"))
+    if (run_dir.path / ".hydra").is_dir():
+        shutil.copytree(run_dir.path / ".hydra", fresh.path / ".hydra", dirs_exist_ok=True)
+    return fresh
+
+
+def _configure_torch(cfg: DictConfig) -> None:
+    if cfg.trainer.deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def _progress(cfg: DictConfig, processes: Processes) -> bool:
+    if not processes.is_main:
+        return False
+    if cfg.trainer.progress == "auto":
+        return sys.stderr.isatty()
+    return bool(cfg.trainer.progress)
+
+
+def _line(epoch: int, epochs: int, row: dict) -> str:
+    return (
+        f"epoch {epoch}/{epochs}  loss {row['train/loss']:.4f}  "
+        f"val top1 {row['val/top1']:.2f}  top5 {row['val/top5']:.2f}  "
+        f"lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s"
+    )
+
+
+def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict | None:
+    """Train (or resume) the run whose folder is `run_path`; returns final.json's content."""
+    check_config(cfg)
+    device = pick_device(cfg.trainer.device, job_number=job_number)
+    processes = init_processes(device.type)
+    if processes.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", processes.local_rank)
+    run_dir = RunDir(run_path)
+    if run_dir.status == "finished":
+        if not cfg.trainer.force:
+            print(
+                f"{run_dir.path} is already finished; nothing to do "
+                "(trainer.force=true retrains it into a fresh folder)"
+            )
+            return run_dir.read_json("final.json")
+        run_dir = _fresh_folder(run_dir)
+
+    _configure_torch(cfg)
+    torch.manual_seed(cfg.seed)
+    data = build_data(cfg.dataset)
+    model = build_model(cfg.model, data.num_classes).to(device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion, crop_transform = build_criterion(cfg.loss, data.num_classes)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        nesterov=cfg.optim.nesterov,
+        weight_decay=cfg.optim.weight_decay,
+    )
+    checkpoint = run_dir.load_checkpoint("last.pt", map_location=device)
+    parameters = sum(p.numel() for p in model.parameters())
+
+    if processes.is_main:
+        record = run_dir.read_json("run.json")
+        if checkpoint is None or record is None:
+            record = run_record(cfg, data.record, str(device))
+            record["parameters"] = parameters
+            run_dir.save_labels(data.labels)
+        else:
+            record.setdefault("resumed", []).append(now())
+        run_dir.write_json("run.json", record)
+        print(
+            f"run folder {run_dir.path}\n{data.summary()}\n"
+            f"model {cfg.model.name}: {parameters / 1e6:.2f} M parameters; loss {cfg.loss.tag}"
+        )
+    if cfg.trainer.epochs == 0:
+        print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
+        return None
+
+    start_epoch, best = 1, {"epoch": 0, "val/top1": -1.0, "val/top5": -1.0}
+    train_time, wandb_id = 0.0, None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["rng_cpu"].cpu())
+        start_epoch = int(checkpoint["epoch"]) + 1
+        best = {key: float(value) for key, value in checkpoint["best"].items()}
+        best["epoch"] = int(best["epoch"])
+        train_time, wandb_id = float(checkpoint["train_time_s"]), checkpoint.get("wandb_id")
+        if processes.is_main:
+            run_dir.keep_metrics_until(start_epoch - 1)
+            print(f"resuming from epoch {start_epoch - 1} (last.pt)")
+
+    training_model = model
+    if processes.world_size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.trainer.compile:
+        training_model = torch.compile(training_model)
+
+    def loader(dataset, train: bool, batch_size: int):
+        return build_loader(
+            dataset,
+            train=train,
+            batch_size=batch_size,
+            loader=cfg.dataset.loader,
+            num_workers=cfg.dataset.num_workers,
+            device=device,
+            seed=cfg.seed,
+            rank=processes.rank,
+            world_size=processes.world_size,
+        )
+
+    train_loader = loader(data.train, True, cfg.trainer.batch_size)
+    val_loader = loader(data.val, False, cfg.trainer.eval_batch_size)
+    test_batch = max(1, cfg.trainer.eval_batch_size // data.test_crops)
+    test_loader = build_loader(
+        data.test,
+        train=False,
+        batch_size=test_batch,
+        loader="standard" if data.test_crops > 1 else cfg.dataset.loader,
+        num_workers=cfg.dataset.num_workers,
+        device=device,
+        seed=cfg.seed,
+        rank=processes.rank,
+        world_size=processes.world_size,
+    )
+    progress = _progress(cfg, processes)
+    eval_options = {
+        "device": device,
+        "amp": cfg.trainer.amp,
+        "channels_last": cfg.trainer.channels_last,
+    }
+    logger = build_logger(cfg, run_dir.path, wandb_id, processes.is_main)
+    final = {"status": "running", "epochs_completed": start_epoch - 1}
+    exit_code = 0
+
+    def save_final(status: str, **extra) -> None:
+        final.update(status=status, best_epoch=best["epoch"], train_time_s=train_time, **extra)
+        final.update({"best_val/top1": best["val/top1"], "best_val/top5": best["val/top5"]})
+        if processes.is_main:
+            run_dir.write_json("final.json", final)
+
+    try:
+        with StopFlag() as stop:
+            for epoch in range(start_epoch, cfg.trainer.epochs + 1):
+                lr = learning_rate(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                torch.manual_seed(epoch_seed(cfg.seed, epoch))
+                train_loader.set_epoch(epoch)
+                started = time.perf_counter()
+                row = train_epoch(
+                    training_model,
+                    train_loader,
+                    criterion,
+                    optimizer,
+                    epoch=epoch,
+                    device=device,
+                    amp=cfg.trainer.amp,
+                    channels_last=cfg.trainer.channels_last,
+                    stop=stop,
+                    progress=progress,
+                )
+                seconds = time.perf_counter() - started
+                row.update(
+                    evaluate(model, val_loader, criterion, prefix="val", stop=stop, **eval_options)
+                )
+                train_time += time.perf_counter() - started
+                row.update(
+                    epoch=epoch, lr=lr, epoch_time_s=seconds, images_per_s=len(data.train) / seconds
+                )
+                if row["val/top5"] > best["val/top5"]:
+                    best = {
+                        "epoch": epoch,
+                        "val/top1": row["val/top1"],
+                        "val/top5": row["val/top5"],
+                    }
+                    if processes.is_main:
+                        run_dir.save_checkpoint(
+                            "best.pt", {"model": model.state_dict(), "epoch": epoch}
+                        )
+                if processes.is_main:
+                    run_dir.append_metrics(row)
+                    run_dir.save_checkpoint(
+                        "last.pt",
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "epoch": epoch,
+                            "best": best,
+                            "train_time_s": train_time,
+                            "rng_cpu": torch.get_rng_state(),
+                            "wandb_id": logger.run_id,
+                        },
+                    )
+                    print(_line(epoch, cfg.trainer.epochs, row), flush=True)
+                logger.log(row, epoch)
+                final["epochs_completed"] = epoch
+                barrier()
+
+            last_test = evaluate(
+                model,
+                test_loader,
+                criterion,
+                prefix="test",
+                stop=stop,
+                crop_transform=crop_transform,
+                **eval_options,
+            )
+            best_state = run_dir.load_checkpoint("best.pt", map_location=device)
+            if best_state is not None:
+                model.load_state_dict(best_state["model"])
+            best_test = evaluate(
+                model,
+                test_loader,
+                criterion,
+                prefix="test",
+                stop=stop,
+                crop_transform=crop_transform,
+                **eval_options,
+            )
+        results = {
+            "test/top1": best_test["test/top1"],
+            "test/top5": best_test["test/top5"],
+            "last/test/top1": last_test["test/top1"],
+            "last/test/top5": last_test["test/top5"],
+        }
+        save_final("finished", end_time=now(), **results)
+        logger.summary({**{k: v for k, v in final.items() if isinstance(v, (int, float))}})
+        if processes.is_main:
+            print(
+                f"finished: best epoch {best['epoch']}, val top5 {best['val/top5']:.2f}, "
+                f"test top1 {results['test/top1']:.2f}, top5 {results['test/top5']:.2f}"
+            )
+        return final
+    except Interrupted as stopped:
+        exit_code = 143 if str(stopped) == "SIGTERM" else 130
+        save_final("interrupted", reason=f"{stopped} received", end_time=now())
+        print(
+            f"interrupted by {stopped}: last.pt holds epoch {final['epochs_completed']}; "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        raise SystemExit(exit_code) from None
+    except NonFiniteLoss as failure:
+        exit_code = 1
+        save_final("failed", reason=str(failure), end_time=now())
+        print(f"failed: {failure}; last.pt keeps the last good epoch", file=sys.stderr)
+        raise SystemExit(1) from None
+    except BaseException as error:
+        exit_code = 1
+        save_final("failed", reason=f"{type(error).__name__}: {error}", end_time=now())
+        raise
+    finally:
+        logger.finish(exit_code)

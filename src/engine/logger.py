@@ -1,0 +1,61 @@
+"""Weights & Biases mirror of the run folder (`logger=wandb`); a no-op for `logger=none`."""
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+class NullLogger:
+    run_id = None
+
+    def log(self, metrics: dict, epoch: int) -> None:
+        pass
+
+    def summary(self, values: dict) -> None:
+        pass
+
+    def finish(self, exit_code: int = 0) -> None:
+        pass
+
+
+class WandbLogger:
+    """One W&B run per run folder, its files inside the folder; resumes with the saved id."""
+
+    def __init__(self, cfg, run_dir: Path, run_id: str | None):
+        import wandb
+
+        self._wandb = wandb
+        self.run = wandb.init(
+            project=cfg.logger.project,
+            entity=cfg.logger.entity,
+            mode=cfg.logger.mode,
+            dir=str(run_dir),
+            group=cfg.experiment_name,
+            job_type=cfg.loss.name,
+            name=cfg.run_name,
+            tags=list(cfg.logger.get("tags", [])),
+            config=OmegaConf.to_container(cfg, resolve=True),
+            id=run_id,
+            resume="allow",
+            reinit="finish_previous",
+        )
+        self.run.define_metric("epoch")
+        self.run.define_metric("*", step_metric="epoch")
+        self.run_id = self.run.id
+
+    def log(self, metrics: dict, epoch: int) -> None:
+        self.run.log({**metrics, "epoch": epoch})
+
+    def summary(self, values: dict) -> None:
+        self.run.summary.update(values)
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.run.finish(exit_code=exit_code)
+
+
+def build_logger(cfg, run_dir: Path, run_id: str | None, is_main: bool):
+    if cfg.logger.name == "none" or not is_main:
+        return NullLogger()
+    if cfg.logger.name == "wandb":
+        return WandbLogger(cfg, run_dir, run_id)
+    raise ValueError(f"logger.name must be 'none' or 'wandb', got {cfg.logger.name!r}")

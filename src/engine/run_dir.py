@@ -1,0 +1,72 @@
+"""The run folder: every file a run writes, each written atomically (temporary file, rename)."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STATUSES = ("running", "finished", "failed", "interrupted")
+
+
+class RunDir:
+    """One run's folder: run.json, labels.npz, metrics.jsonl, final.json, last.pt, best.pt."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _atomic(self, name: str, write) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=f".{name}.")
+        try:
+            os.fchmod(handle, 0o644)
+            with os.fdopen(handle, "wb") as stream:
+                write(stream)
+            os.replace(temporary, self.path / name)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def write_json(self, name: str, value: dict) -> None:
+        text = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+        self._atomic(name, lambda stream: stream.write(text))
+
+    def read_json(self, name: str) -> dict | None:
+        path = self.path / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def save_labels(self, labels: dict[str, np.ndarray]) -> None:
+        self._atomic("labels.npz", lambda stream: np.savez(stream, **labels))
+
+    def save_checkpoint(self, name: str, state: dict) -> None:
+        self._atomic(name, lambda stream: torch.save(state, stream))
+
+    def load_checkpoint(self, name: str, map_location="cpu") -> dict | None:
+        path = self.path / name
+        if not path.is_file():
+            return None
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+    def metrics(self) -> list[dict]:
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def keep_metrics_until(self, epoch: int) -> None:
+        """Drop rows after `epoch` (written by an epoch that a resume will run again)."""
+        rows = [row for row in self.metrics() if row["epoch"] <= epoch]
+        text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
+        self._atomic("metrics.jsonl", lambda stream: stream.write(text))
+
+    def append_metrics(self, row: dict) -> None:
+        rows = [*self.metrics(), row]
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+        self._atomic("metrics.jsonl", lambda stream: stream.write(text))
+
+    @property
+    def status(self) -> str | None:
+        final = self.read_json("final.json")
+        return final["status"] if final else None
