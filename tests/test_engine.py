@@ -134,7 +134,16 @@ def test_smoke_run_writes_complete_folder_and_finished_run_is_not_rerun(tmp_path
     final = fit.run(cfg, run_dir)
     assert set(final) >= FINAL_KEYS and final["status"] == "finished"
     assert final["epochs_completed"] == 2
-    for name in ("run.json", "labels.npz", "metrics.jsonl", "final.json", "last.pt", "best.pt"):
+    names = (
+        "config.yaml",
+        "run.json",
+        "labels.npz",
+        "metrics.jsonl",
+        "final.json",
+        "last.pt",
+        "best.pt",
+    )
+    for name in names:
         assert (run_dir / name).is_file(), name
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2] and set(rows[0]) >= METRIC_KEYS

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from data import build_data
 from data.label_noise import check_noise
@@ -129,6 +129,7 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         else:
             record.setdefault("resumed", []).append(now())
         run_dir.write_json("run.json", record)
+        run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         print(
             f"run folder {run_dir.path}\n{data.summary()}\n"
             f"model {cfg.model.name}: {parameters / 1e6:.2f} M parameters; loss {cfg.loss.tag}"

@@ -12,7 +12,8 @@ STATUSES = ("running", "finished", "failed", "interrupted")
 
 
 class RunDir:
-    """One run's folder: run.json, labels.npz, metrics.jsonl, final.json, last.pt, best.pt."""
+    """One run's folder: config.yaml (resolved), run.json, labels.npz, metrics.jsonl, final.json,
+    last.pt, best.pt (and Hydra's .hydra/ when launched through src/train.py)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -32,6 +33,9 @@ class RunDir:
     def write_json(self, name: str, value: dict) -> None:
         text = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
         self._atomic(name, lambda stream: stream.write(text))
+
+    def write_text(self, name: str, text: str) -> None:
+        self._atomic(name, lambda stream: stream.write(text.encode()))
 
     def read_json(self, name: str) -> dict | None:
         path = self.path / name

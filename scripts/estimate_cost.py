@@ -1,0 +1,38 @@
+"""How many runs a sweep has and its estimated GPU-hours (the sweeps' --dry-run, standalone).
+
+python scripts/estimate_cost.py --runs 12 --epochs 300 --epoch-minutes 0.5
+python scripts/estimate_cost.py --runs 12 --epochs 300 --from-runs runs/cifar100_noise
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, required=True)
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--epoch-minutes", type=float)
+    parser.add_argument("--from-runs", type=Path, help="measure the epoch time from run folders")
+    args = parser.parse_args()
+    minutes = args.epoch_minutes
+    if args.from_runs:
+        times = [
+            json.loads(line)["epoch_time_s"]
+            for path in args.from_runs.glob("*/metrics.jsonl")
+            for line in path.read_text().splitlines()
+            if line.strip()
+        ]
+        if not times:
+            raise SystemExit(f"no metrics.jsonl under {args.from_runs}")
+        minutes = statistics.median(times) / 60
+    if minutes is None:
+        raise SystemExit("give --epoch-minutes or --from-runs")
+    hours = args.runs * args.epochs * minutes / 60
+    print(f"{args.runs} runs x {args.epochs} epochs x {minutes:.2f} min = {hours:.1f} GPU-hours")
+
+
+if __name__ == "__main__":
+    main()

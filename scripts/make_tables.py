@@ -1,0 +1,95 @@
+"""Rebuild every table, plot and claims check from run folders (or from W&B).
+
+    python scripts/make_tables.py [--runs-dir runs] [--out-dir results] [--paper-dir results/paper]
+    python scripts/make_tables.py --source wandb --entity E --project P --out-dir results
+
+Writes <out-dir>/runs.csv (one row per run) and, for each experiment with finished runs,
+<out-dir>/<experiment>.{csv,md,tex,png} in the paper's layout, then prints which of the paper's
+claims hold on our runs, which fail and which lack runs (also in <out-dir>/claims.md).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from results.claims import check_claims  # noqa: E402
+from results.collect import collect_runs, collect_wandb  # noqa: E402
+from results.layout import attach_paper, markdown, pivot_text, row_key, summarise  # noqa: E402
+from results.plot import plot_table  # noqa: E402
+
+SYNTHETIC_BANNER = "NOT OFFICIAL DATA (synthetic or fixture): not a CIFAR-100/ImageNet result"
+
+
+def read_paper(paper_dir: Path, experiment: str) -> pd.DataFrame | None:
+    path = paper_dir / f"{experiment}.csv"
+    if not path.is_file():
+        return None
+    paper = pd.read_csv(path, comment="#", dtype={"row": str})
+    return paper.dropna(subset=["value"])
+
+
+def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_dir: Path) -> None:
+    table = attach_paper(summarise(runs, experiment), read_paper(paper_dir, experiment))
+    if table.empty:
+        return
+    rows = runs[runs["experiment_name"] == experiment]
+    official = bool(rows["official_data"].eq(True).all())
+    key, label = row_key(experiment)
+    banner = "" if official else SYNTHETIC_BANNER
+    table.assign(official_data=official).to_csv(out_dir / f"{experiment}.csv", index=False)
+    pivot = pivot_text(table)
+    header = f"# {experiment}: test accuracy (%) of the best-validation-top-5 checkpoint\n\n"
+    if banner:
+        header += f"**{banner}**\n\n"
+    text = header + f"Rows: {label} ({key}). Cells: mean ± std over seeds (n)\n\n"
+    (out_dir / f"{experiment}.md").write_text(text + markdown(pivot) + "\n")
+    latex = pivot.to_latex(escape=True)
+    (out_dir / f"{experiment}.tex").write_text((f"% {banner}\n" if banner else "") + latex)
+    title = f"{experiment} ({'official data' if official else banner})"
+    plot_table(table, title, label, out_dir / f"{experiment}.png")
+    print(f"\n{text}{pivot.to_string()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--out-dir", type=Path, default=Path("results"))
+    parser.add_argument("--paper-dir", type=Path, default=Path("results/paper"))
+    parser.add_argument("--source", choices=["runs", "wandb"], default="runs")
+    parser.add_argument("--entity")
+    parser.add_argument("--project")
+    args = parser.parse_args()
+    if args.source == "wandb":
+        if not (args.entity and args.project):
+            parser.error("--source wandb needs --entity and --project")
+        import wandb
+
+        runs = collect_wandb(wandb.Api(), args.entity, args.project)
+    else:
+        runs = collect_runs(args.runs_dir)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if runs.empty:
+        print(f"no runs found under {args.runs_dir}")
+        return 1
+    runs.to_csv(args.out_dir / "runs.csv", index=False)
+    print(f"{len(runs)} runs -> {args.out_dir / 'runs.csv'}")
+    for experiment in runs["experiment_name"].dropna().unique():
+        write_experiment(runs, experiment, args.out_dir, args.paper_dir)
+    claims = check_claims(runs)
+    lines = ["| experiment | claim | status | detail |", "|---|---|---|---|"]
+    lines += [f"| {c.experiment} | {c.claim} | {c.status} | {c.detail} |" for c in claims]
+    (args.out_dir / "claims.md").write_text(
+        "# The paper's claims on our runs\n\n" + "\n".join(lines) + "\n"
+    )
+    print("\nThe paper's claims on these runs:")
+    for c in claims:
+        print(f"  [{c.status:>10}] {c.experiment}: {c.claim} ({c.detail})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tables, plots and the paper's claims, built from run folders (or W&B)."""

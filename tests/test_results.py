@@ -1,0 +1,210 @@
+"""Sweeps, tables, plots and the paper's claims."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import tiny_overrides
+from results.claims import check_claims
+from results.collect import collect_runs, collect_wandb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_tables(runs_dir: Path, out_dir: Path, paper_dir: Path | None = None) -> str:
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "make_tables.py"),
+        "--runs-dir",
+        str(runs_dir),
+        "--out-dir",
+        str(out_dir),
+    ]
+    if paper_dir is not None:
+        command += ["--paper-dir", str(paper_dir)]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.slow
+def test_tiny_sweep_then_tables_then_rerun_skips_finished(tmp_path):
+    sweep = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "-m",
+        "loss=ce,smooth_topk_svm",
+        "dataset.noise.p=0.0,0.4",
+        "experiment_name=mini",
+        *tiny_overrides(tmp_path, "trainer.epochs=1"),
+    ]
+    subprocess.run(sweep, check=True, capture_output=True, cwd=ROOT)
+    runs_dir = tmp_path / "runs"
+    folders = sorted(p.name for p in (runs_dir / "mini").iterdir() if p.is_dir())
+    assert folders == [
+        "ce-p0.0-block-n400-s0",
+        "ce-p0.4-block-n400-s0",
+        "svm-k5-tau1.0-a1.0-p0.0-block-n400-s0",
+        "svm-k5-tau1.0-a1.0-p0.4-block-n400-s0",
+    ]
+
+    out = tmp_path / "tables"
+    make_tables(runs_dir, out)
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 4 and {"test/top1", "test/top5"} <= set(runs.columns)
+    table = pd.read_csv(out / "mini.csv")
+    assert sorted(table["row"].unique()) == [0.0, 0.4]
+    assert sorted(table["loss"].unique()) == ["CE", "SVM k=5 tau=1"]
+    assert len(table) == 2 * 2 * 2  # rows x losses x {top1, top5}
+    assert "NOT OFFICIAL DATA" in (out / "mini.md").read_text()
+    for suffix in ("md", "tex", "png"):
+        assert (out / f"mini.{suffix}").stat().st_size > 0
+
+    metrics_before = [(runs_dir / "mini" / f / "metrics.jsonl").read_text() for f in folders]
+    again = subprocess.run(sweep, check=True, capture_output=True, text=True, cwd=ROOT)
+    assert again.stdout.count("already finished") == 4
+    assert metrics_before == [
+        (runs_dir / "mini" / f / "metrics.jsonl").read_text() for f in folders
+    ]
+
+
+def fake_run(
+    runs_dir: Path,
+    experiment: str,
+    loss: str,
+    top1: float,
+    top5: float,
+    *,
+    p: float = 0.0,
+    per_class=None,
+    seed: int = 0,
+    official: bool = True,
+) -> None:
+    """A hand-made finished run folder with exactly the files the table builder reads."""
+    folder = runs_dir / experiment / f"{loss}-{p}-{per_class}-{seed}"
+    folder.mkdir(parents=True)
+    config = {
+        "experiment_name": experiment,
+        "seed": seed,
+        "loss": {"name": loss, "k": 5, "tau": 1.0 if experiment != "imagenet_subsets" else 0.1}
+        if loss != "ce"
+        else {"name": "ce"},
+        "dataset": {"noise": {"p": p}, "train_per_class": per_class},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "run.json").write_text(json.dumps({"dataset": {"official": official}}))
+    (folder / "final.json").write_text(
+        json.dumps({"status": "finished", "test/top1": top1, "test/top5": top5})
+    )
+
+
+def test_claims_on_hand_made_runs(tmp_path):
+    # CIFAR: SVM wins with noise, by more at p = 0.8 than at p = 0.2; CE wins when clean.
+    for p, ce, svm in (
+        (0.0, (70, 90), (68, 89)),
+        (0.2, (60, 85), (62, 87)),
+        (0.8, (20, 40), (30, 55)),
+    ):
+        fake_run(tmp_path, "cifar100_noise", "ce", *ce, p=p)
+        fake_run(tmp_path, "cifar100_noise", "smooth_topk_svm", *svm, p=p)
+    # ImageNet: SVM wins on a reduced subset but not on the full set.
+    fake_run(tmp_path, "imagenet_subsets", "ce", 30, 55, per_class=64)
+    fake_run(tmp_path, "imagenet_subsets", "smooth_topk_svm", 31, 58, per_class=64)
+    fake_run(tmp_path, "imagenet_subsets", "ce", 70, 89, per_class=None)
+    fake_run(tmp_path, "imagenet_subsets", "smooth_topk_svm", 69, 88, per_class=None)
+    statuses = {
+        (c.experiment, c.claim.split(",")[0][:20]): c.status
+        for c in check_claims(collect_runs(tmp_path))
+    }
+    assert set(statuses.values()) == {"holds"}
+    assert len(statuses) == 5
+
+    # Now break one: CE wins at p = 0.2 on top-5.
+    (tmp_path / "cifar100_noise" / "smooth_topk_svm-0.2-None-0" / "final.json").write_text(
+        json.dumps({"status": "finished", "test/top1": 62, "test/top5": 80})
+    )
+    claims = check_claims(collect_runs(tmp_path))
+    failing = [c for c in claims if c.status == "fails"]
+    assert len(failing) == 1 and "p=0.2 top5" in failing[0].detail
+
+
+def test_claims_lacking_runs_are_reported(tmp_path):
+    fake_run(tmp_path, "cifar100_noise", "ce", 70, 90, p=0.0)
+    claims = check_claims(collect_runs(tmp_path))
+    assert {c.status for c in claims} == {"lacks runs"}
+
+
+def test_tables_with_and_without_paper_values_and_seed_statistics(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for seed, (ce, svm) in enumerate(((60.0, 62.0), (62.0, 64.0))):
+        fake_run(runs_dir, "cifar100_noise", "ce", ce, ce + 20, p=0.2, seed=seed)
+        fake_run(runs_dir, "cifar100_noise", "smooth_topk_svm", svm, svm + 20, p=0.2, seed=seed)
+
+    without = make_tables(runs_dir, tmp_path / "plain", paper_dir=tmp_path / "no-paper")
+    assert (
+        "61.00 ± 1.41 (n=2)" in without
+        and "paper" not in (tmp_path / "plain" / "cifar100_noise.md").read_text()
+    )
+    table = pd.read_csv(tmp_path / "plain" / "cifar100_noise.csv")
+    assert table["official_data"].all() and table["paper"].isna().all()
+
+    paper_dir = tmp_path / "paper"
+    paper_dir.mkdir()
+    (paper_dir / "cifar100_noise.csv").write_text(
+        "# comment\nrow,loss,metric,value\n0.2,CE,test/top1,59.5\n0.2,CE,test/top5,\n"
+    )
+    make_tables(runs_dir, tmp_path / "with", paper_dir=paper_dir)
+    text = (tmp_path / "with" / "cifar100_noise.md").read_text()
+    assert "[paper 59.50, Δ +1.50]" in text and "NOT OFFICIAL" not in text
+    table = pd.read_csv(tmp_path / "with" / "cifar100_noise.csv")
+    assert table["paper"].notna().sum() == 1
+
+
+def test_shipped_paper_files_have_the_layout(tmp_path):
+    for name, rows in (("cifar100_noise", 6), ("imagenet_subsets", 5)):
+        paper = pd.read_csv(ROOT / "results" / "paper" / f"{name}.csv", comment="#")
+        assert list(paper.columns) == ["row", "loss", "metric", "value"]
+        assert len(paper) == rows * 2 * 2 and paper["value"].isna().all()
+
+
+def test_wandb_source_gives_the_same_rows():
+    run = SimpleNamespace(
+        config={
+            "experiment_name": "cifar100_noise",
+            "loss": {"name": "ce"},
+            "dataset": {"noise": {"p": 0.4}},
+            "_wandb": {},
+        },
+        summary={"test/top1": 50.0, "test/top5": 70.0, "_runtime": 3},
+        path=["e", "p", "id1"],
+    )
+    api = SimpleNamespace(runs=lambda path, filters: [run] if path == "e/p" else [])
+    rows = collect_wandb(api, "e", "p")
+    assert rows.loc[0, "dataset.noise.p"] == 0.4 and rows.loc[0, "test/top5"] == 70.0
+    assert rows.loc[0, "status"] == "finished" and "_runtime" not in rows.columns
+
+
+def test_sweep_dry_run_prints_count_and_cost():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "sweep_noise.py"),
+            "--dry-run",
+            "--seeds",
+            "0,1",
+            "--epoch-minutes",
+            "0.5",
+            "--runs-dir",
+            "/nonexistent",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "24 runs x 300 epochs x 0.50 min/epoch" in result.stdout
+    assert "60.0 GPU-hours" in result.stdout
+    assert "dataset.noise.mode=block" in result.stdout
