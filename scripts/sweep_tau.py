@@ -1,4 +1,4 @@
-"""The effect of smoothing on CIFAR-100: the hard top-5 hinge and L_{5,tau}, tau in {0.01, 0.1, 1, 10}.
+"""Smoothing on CIFAR-100: the hard top-5 hinge and L_{5,tau}, tau in {0.01, 0.1, 1, 10}.
 
 python scripts/sweep_tau.py [--noise 0.0] [--seeds 0] [--launcher ...] [--dry-run] [...]
 """
