@@ -1,0 +1,35 @@
+"""What every data set builder returns to the engine."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class DataBundle:
+    """Train/val/test sets plus what the run folder records about them.
+
+    `record` goes to run.json (identity, split sizes, realised noise); `labels` to labels.npz.
+    `test_crops` > 1 means each test item is a stack of crops whose outputs are averaged.
+    """
+
+    train: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset
+    test: torch.utils.data.Dataset
+    num_classes: int
+    record: dict
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    test_crops: int = 1
+
+    def summary(self) -> str:
+        noise = self.record.get("noise", {})
+        noise_text = (
+            f", noise p={noise['p']} ({noise['mode']}) realised {noise['realised_fraction']:.3f}"
+            if noise else ""
+        )
+        kind = "official" if self.record.get("official") else "NOT official (synthetic or fixture)"
+        return (
+            f"data {self.record['name']} [{kind}]: train {len(self.train)}, val {len(self.val)}, "
+            f"test {len(self.test)}, {self.num_classes} classes{noise_text}"
+        )

@@ -1,0 +1,71 @@
+"""CIFAR-100 with label noise (`dataset=cifar100`) and its synthetic stand-in (`dataset=synthetic`).
+
+Protocol (the paper's): noise drawn once on the 50,000 official training images from its own
+seed, then a 45,000 / 5,000 train/validation split with seed 1234; validation labels clean
+unless `noise.on_val`; the official 10,000 test images with clean labels.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from data import synthetic
+from data.arrays import ArrayDataset
+from data.bundle import DataBundle
+from data.cifar_format import ensure_files, files_identity, read_split
+from data.label_noise import apply_label_noise, check_noise
+from data.splits import train_val_split
+
+
+def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
+    check_noise(cfg.noise.p, cfg.noise.mode)
+    train_file, test_file = read_split(root, "train"), read_split(root, "test")
+    clean = train_file.fine
+    noisy = apply_label_noise(
+        clean, train_file.coarse, cfg.noise.p, cfg.noise.mode, cfg.noise.seed, cfg.num_classes
+    )
+    train_index, val_index = train_val_split(
+        len(clean), cfg.val_count, cfg.split_seed, cfg.train_size, cfg.val_size
+    )
+    val_labels = noisy[val_index] if cfg.noise.on_val else clean[val_index]
+    realised = float(np.mean(noisy[train_index] != clean[train_index]))
+    record = {
+        **identity,
+        "root": str(root),
+        "split": {"train": len(train_index), "val": len(val_index), "test": len(test_file.fine),
+                  "seed": cfg.split_seed},
+        "noise": {"p": cfg.noise.p, "mode": cfg.noise.mode, "seed": cfg.noise.seed,
+                  "on_val": cfg.noise.on_val, "realised_fraction": realised},
+    }
+    labels = {
+        "train_index": train_index,
+        "train_clean": clean[train_index],
+        "train_noisy": noisy[train_index],
+        "val_index": val_index,
+        "val_labels": val_labels,
+    }
+    return DataBundle(
+        train=ArrayDataset(train_file.images[train_index], noisy[train_index], train=True),
+        val=ArrayDataset(train_file.images[val_index], val_labels, train=False),
+        test=ArrayDataset(test_file.images, test_file.fine, train=False),
+        num_classes=cfg.num_classes,
+        record=record,
+        labels=labels,
+    )
+
+
+def build_cifar100(cfg) -> DataBundle:
+    root = Path(cfg.root)
+    check_noise(cfg.noise.p, cfg.noise.mode)
+    ensure_files(root, cfg.download)
+    return build_from_files(cfg, root, {"name": "cifar100", **files_identity(root)})
+
+
+def build_synthetic(cfg) -> DataBundle:
+    root = Path(cfg.root)
+    check_noise(cfg.noise.p, cfg.noise.mode)
+    parameters = synthetic.ensure_generated(
+        root, cfg.synthetic.num_train, cfg.synthetic.num_test, cfg.synthetic.seed
+    )
+    identity = {"name": "synthetic", "official": False, "synthetic": parameters}
+    return build_from_files(cfg, root, identity)

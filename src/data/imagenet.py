@@ -1,0 +1,115 @@
+"""ImageNet with reduced training sets (`dataset=imagenet`), as in the paper's Table 2.
+
+`root` holds `train/` and `val/` in ImageFolder layout.  50 images per class are held out of
+`train/` as a balanced validation set (fixed seed); `train_per_class` in {64, 128, 320, 640,
+null} draws a balanced training subset from the rest, per class with fixed seeds, so larger
+subsets contain smaller ones.  The official `val/` is the test set, evaluated with ten crops.
+The file index is cached next to the data and rebuilt when a class folder changes.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import transforms
+from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
+
+from data.bundle import DataBundle
+from data.splits import balanced_subset
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _stamp(folder: Path, classes: list[str]) -> list:
+    return [[name, os.stat(folder / name).st_mtime_ns] for name in classes]
+
+
+def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """(classes, relative paths, labels) of an ImageFolder tree, cached in `.index-<name>.json`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"ImageNet folder {folder} not found; dataset.root must hold train/ and val/ in "
+            "ImageFolder layout (see README, 'Getting ImageNet')"
+        )
+    classes, class_to_idx = find_classes(str(folder))
+    cache = folder.parent / f".index-{folder.name}.json"
+    stamp = _stamp(folder, classes)
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached["stamp"] == stamp:
+            return cached["classes"], cached["paths"], np.asarray(cached["labels"], np.int64)
+    samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
+    paths = [os.path.relpath(path, folder) for path, _ in samples]
+    labels = [label for _, label in samples]
+    temporary = cache.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"stamp": stamp, "classes": classes, "paths": paths,
+                                     "labels": labels}))
+    temporary.replace(cache)
+    return classes, paths, np.asarray(labels, np.int64)
+
+
+class ImageListDataset(torch.utils.data.Dataset):
+    def __init__(self, folder: Path, paths: list[str], labels: np.ndarray, transform):
+        self.folder, self.paths, self.transform = Path(folder), paths, transform
+        self.labels = torch.as_tensor(labels, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        image = default_loader(str(self.folder / self.paths[index]))
+        return self.transform(image), self.labels[index]
+
+
+def _transforms(cfg):
+    normalise = transforms.Normalize(MEAN, STD)
+    to_tensor = transforms.Compose([transforms.ToTensor(), normalise])
+    train = transforms.Compose([transforms.RandomResizedCrop(cfg.image_size),
+                                transforms.RandomHorizontalFlip(), to_tensor])
+    val = transforms.Compose([transforms.Resize(cfg.resize), transforms.CenterCrop(cfg.image_size),
+                              to_tensor])
+    if cfg.test_crops == 10:
+        crops = transforms.TenCrop(cfg.image_size)
+        test = transforms.Compose([transforms.Resize(cfg.resize), crops,
+                                   transforms.Lambda(lambda c: torch.stack([to_tensor(x) for x in c]))])
+    elif cfg.test_crops == 1:
+        test = val
+    else:
+        raise ValueError(f"dataset.test_crops must be 1 or 10, got {cfg.test_crops}")
+    return train, val, test
+
+
+def build_imagenet(cfg) -> DataBundle:
+    root = Path(cfg.root)
+    if cfg.train_per_class is not None and cfg.train_per_class < 1:
+        raise ValueError(f"dataset.train_per_class must be >= 1 or null, got {cfg.train_per_class}")
+    classes, paths, labels = scan_folder(root / "train")
+    test_classes, test_paths, test_labels = scan_folder(root / "val")
+    if test_classes != classes:
+        raise ValueError(f"{root / 'val'} must hold the same class folders as {root / 'train'}")
+    val_index = balanced_subset(labels, cfg.val_per_class, cfg.split_seed)
+    train_index = balanced_subset(labels, cfg.train_per_class, cfg.subset_seed, exclude=val_index)
+    train_tf, val_tf, test_tf = _transforms(cfg)
+
+    def subset(index, transform):
+        return ImageListDataset(root / "train", [paths[i] for i in index], labels[index], transform)
+
+    record = {
+        "name": "imagenet", "root": str(root), "official": None, "classes": len(classes),
+        "split": {"train": len(train_index), "val": len(val_index), "test": len(test_paths),
+                  "train_per_class": cfg.train_per_class, "val_per_class": cfg.val_per_class,
+                  "seed": cfg.split_seed, "subset_seed": cfg.subset_seed},
+    }
+    return DataBundle(
+        train=subset(train_index, train_tf),
+        val=subset(val_index, val_tf),
+        test=ImageListDataset(root / "val", test_paths, test_labels, test_tf),
+        num_classes=len(classes),
+        record=record,
+        labels={"train_index": train_index, "train_clean": labels[train_index],
+                "train_noisy": labels[train_index], "val_index": val_index},
+        test_crops=cfg.test_crops,
+    )

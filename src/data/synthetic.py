@@ -1,0 +1,93 @@
+"""A synthetic data set written in the exact CIFAR-100 python format (`dataset=synthetic`).
+
+100 fine classes in 20 coarse classes of 5.  Every image is a smooth template plus noise,
+shifted by a random translation: a coarse class owns a strong colour and stripe pattern and its
+five fine classes add weaker variations of their own, so fine classes of one coarse class look
+more alike than classes of different coarse classes (super-class noise then means what it means
+on CIFAR-100).  Fine labels are assigned to coarse classes by a seeded permutation, as CIFAR-100's
+alphabetical numbering does, so blocks of 5 consecutive labels are not super-classes.
+
+It is generated deterministically from a seed on first use and is always recorded as synthetic.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from data.cifar_format import FOLDER, CifarSplit, write_meta, write_split
+
+NUM_FINE, NUM_COARSE = 100, 20
+MARKER = "SYNTHETIC.json"
+
+
+def _stripes(rng: np.random.Generator, count: int) -> np.ndarray:
+    """`count` smooth random patterns (count, 32, 32, 3) in [-1, 1]."""
+    grid = np.stack(np.meshgrid(np.arange(32), np.arange(32), indexing="ij"), -1) / 32.0
+    angle = rng.uniform(0, np.pi, count)
+    frequency = rng.uniform(1.0, 3.0, count)
+    phase = rng.uniform(0, 2 * np.pi, (count, 3))
+    direction = np.stack([np.cos(angle), np.sin(angle)], -1)  # (count, 2)
+    wave = 2 * np.pi * frequency[:, None, None] * (grid @ direction.T).transpose(2, 0, 1)
+    return np.sin(wave[..., None] + phase[:, None, None, :])
+
+
+def class_templates(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float templates (100, 32, 32, 3) and the coarse class of each fine class (100,)."""
+    rng = np.random.default_rng([seed, 0])
+    coarse_of_fine = rng.permutation(np.repeat(np.arange(NUM_COARSE), NUM_FINE // NUM_COARSE))
+    coarse_colour = rng.uniform(-60, 60, (NUM_COARSE, 3))
+    coarse_pattern = 45 * _stripes(rng, NUM_COARSE)
+    fine_pattern = 30 * _stripes(rng, NUM_FINE)
+    fine_colour = rng.uniform(-15, 15, (NUM_FINE, 3))
+    templates = (
+        128.0
+        + coarse_colour[coarse_of_fine][:, None, None, :]
+        + coarse_pattern[coarse_of_fine]
+        + fine_pattern
+        + fine_colour[:, None, None, :]
+    )
+    return templates, coarse_of_fine
+
+
+def _render(templates, labels, rng, noise: float, chunk: int = 4096) -> np.ndarray:
+    images = np.empty((len(labels), 32, 32, 3), np.uint8)
+    for start in range(0, len(labels), chunk):
+        part = labels[start : start + chunk]
+        shift = rng.integers(-4, 5, (len(part), 2))
+        rows = (np.arange(32)[None, :] + shift[:, :1]) % 32
+        cols = (np.arange(32)[None, :] + shift[:, 1:]) % 32
+        picked = templates[part[:, None, None], rows[:, :, None], cols[:, None, :]]
+        picked = picked * rng.uniform(0.8, 1.2, (len(part), 1, 1, 1))
+        picked += rng.normal(0, noise, picked.shape)
+        images[start : start + len(part)] = np.clip(picked, 0, 255).astype(np.uint8)
+    return images
+
+
+def generate(root: Path, num_train: int, num_test: int, seed: int, noise: float = 40.0) -> None:
+    """Write train/test/meta under root/cifar-100-python, balanced over the 100 classes."""
+    for name, count in (("num_train", num_train), ("num_test", num_test)):
+        if count < NUM_FINE or count % NUM_FINE:
+            raise ValueError(f"dataset.synthetic.{name} must be a positive multiple of 100")
+    templates, coarse_of_fine = class_templates(seed)
+    for index, (name, count) in enumerate((("train", num_train), ("test", num_test)), start=1):
+        rng = np.random.default_rng([seed, index])
+        fine = rng.permutation(np.tile(np.arange(NUM_FINE), count // NUM_FINE))
+        images = _render(templates, fine, rng, noise)
+        write_split(root, name, CifarSplit(images, fine, coarse_of_fine[fine]))
+    write_meta(
+        root,
+        [f"synthetic_fine_{i:02d}" for i in range(NUM_FINE)],
+        [f"synthetic_coarse_{i:02d}" for i in range(NUM_COARSE)],
+    )
+    parameters = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": noise}
+    (Path(root) / FOLDER / MARKER).write_text(json.dumps(parameters))
+
+
+def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> dict:
+    """Generate the set unless an identical one is already there; return its parameters."""
+    marker = Path(root) / FOLDER / MARKER
+    wanted = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": 40.0}
+    if not marker.is_file() or json.loads(marker.read_text()) != wanted:
+        generate(root, num_train, num_test, seed)
+    return wanted
