@@ -10,7 +10,7 @@ LAUNCHER ?= basic
 DATA ?= data
 EXTRA ?=
 
-.PHONY: setup test lint bench demo reproduce-cifar reproduce-imagenet sweep-tau tables clean
+.PHONY: setup test lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau tables clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ lint: setup
 
 bench: setup
 	$(PY) scripts/bench_loss.py --out results/bench_loss.json
+
+bench-data: setup
+	$(PY) scripts/bench_data.py --out results/bench_data.json
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -33,8 +33,16 @@ class ArrayDataset(torch.utils.data.Dataset):
 class DeviceLoader:
     """Batches of a split held on `device`; `set_epoch` fixes the epoch's order and augmentation."""
 
-    def __init__(self, dataset: ArrayDataset, batch_size: int, shuffle: bool, device,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        dataset: ArrayDataset,
+        batch_size: int,
+        shuffle: bool,
+        device,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.images = dataset.images.contiguous().to(device)
         self.labels = dataset.labels.to(device)
         self.train, self.batch_size, self.shuffle = dataset.train, batch_size, shuffle
@@ -53,7 +61,9 @@ class DeviceLoader:
         return order[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        per_rank = -(-len(self.labels) // self.world_size) if self.world_size > 1 else len(self.labels)
+        per_rank = (
+            -(-len(self.labels) // self.world_size) if self.world_size > 1 else len(self.labels)
+        )
         return -(-per_rank // self.batch_size)
 
     def __iter__(self):

@@ -10,7 +10,9 @@ CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
 PAD = 4
 
 
-def random_crop_flip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_crop_flip(
+    images: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Augment a uint8 or float batch (B, C, H, W): zero-pad, crop back to (H, W), maybe flip."""
     batch, _, height, width = images.shape
     padded = torch.nn.functional.pad(images, (PAD, PAD, PAD, PAD))

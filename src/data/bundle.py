@@ -26,7 +26,8 @@ class DataBundle:
         noise = self.record.get("noise", {})
         noise_text = (
             f", noise p={noise['p']} ({noise['mode']}) realised {noise['realised_fraction']:.3f}"
-            if noise else ""
+            if noise
+            else ""
         )
         kind = "official" if self.record.get("official") else "NOT official (synthetic or fixture)"
         return (

@@ -32,10 +32,19 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
     record = {
         **identity,
         "root": str(root),
-        "split": {"train": len(train_index), "val": len(val_index), "test": len(test_file.fine),
-                  "seed": cfg.split_seed},
-        "noise": {"p": cfg.noise.p, "mode": cfg.noise.mode, "seed": cfg.noise.seed,
-                  "on_val": cfg.noise.on_val, "realised_fraction": realised},
+        "split": {
+            "train": len(train_index),
+            "val": len(val_index),
+            "test": len(test_file.fine),
+            "seed": cfg.split_seed,
+        },
+        "noise": {
+            "p": cfg.noise.p,
+            "mode": cfg.noise.mode,
+            "seed": cfg.noise.seed,
+            "on_val": cfg.noise.on_val,
+            "realised_fraction": realised,
+        },
     }
     labels = {
         "train_index": train_index,

@@ -45,8 +45,9 @@ def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
     paths = [os.path.relpath(path, folder) for path, _ in samples]
     labels = [label for _, label in samples]
     temporary = cache.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"stamp": stamp, "classes": classes, "paths": paths,
-                                     "labels": labels}))
+    temporary.write_text(
+        json.dumps({"stamp": stamp, "classes": classes, "paths": paths, "labels": labels})
+    )
     temporary.replace(cache)
     return classes, paths, np.asarray(labels, np.int64)
 
@@ -67,14 +68,21 @@ class ImageListDataset(torch.utils.data.Dataset):
 def _transforms(cfg):
     normalise = transforms.Normalize(MEAN, STD)
     to_tensor = transforms.Compose([transforms.ToTensor(), normalise])
-    train = transforms.Compose([transforms.RandomResizedCrop(cfg.image_size),
-                                transforms.RandomHorizontalFlip(), to_tensor])
-    val = transforms.Compose([transforms.Resize(cfg.resize), transforms.CenterCrop(cfg.image_size),
-                              to_tensor])
+    train = transforms.Compose(
+        [transforms.RandomResizedCrop(cfg.image_size), transforms.RandomHorizontalFlip(), to_tensor]
+    )
+    val = transforms.Compose(
+        [transforms.Resize(cfg.resize), transforms.CenterCrop(cfg.image_size), to_tensor]
+    )
     if cfg.test_crops == 10:
         crops = transforms.TenCrop(cfg.image_size)
-        test = transforms.Compose([transforms.Resize(cfg.resize), crops,
-                                   transforms.Lambda(lambda c: torch.stack([to_tensor(x) for x in c]))])
+        test = transforms.Compose(
+            [
+                transforms.Resize(cfg.resize),
+                crops,
+                transforms.Lambda(lambda c: torch.stack([to_tensor(x) for x in c])),
+            ]
+        )
     elif cfg.test_crops == 1:
         test = val
     else:
@@ -98,10 +106,19 @@ def build_imagenet(cfg) -> DataBundle:
         return ImageListDataset(root / "train", [paths[i] for i in index], labels[index], transform)
 
     record = {
-        "name": "imagenet", "root": str(root), "official": None, "classes": len(classes),
-        "split": {"train": len(train_index), "val": len(val_index), "test": len(test_paths),
-                  "train_per_class": cfg.train_per_class, "val_per_class": cfg.val_per_class,
-                  "seed": cfg.split_seed, "subset_seed": cfg.subset_seed},
+        "name": "imagenet",
+        "root": str(root),
+        "official": None,
+        "classes": len(classes),
+        "split": {
+            "train": len(train_index),
+            "val": len(val_index),
+            "test": len(test_paths),
+            "train_per_class": cfg.train_per_class,
+            "val_per_class": cfg.val_per_class,
+            "seed": cfg.split_seed,
+            "subset_seed": cfg.subset_seed,
+        },
     }
     return DataBundle(
         train=subset(train_index, train_tf),
@@ -109,7 +126,11 @@ def build_imagenet(cfg) -> DataBundle:
         test=ImageListDataset(root / "val", test_paths, test_labels, test_tf),
         num_classes=len(classes),
         record=record,
-        labels={"train_index": train_index, "train_clean": labels[train_index],
-                "train_noisy": labels[train_index], "val_index": val_index},
+        labels={
+            "train_index": train_index,
+            "train_clean": labels[train_index],
+            "train_noisy": labels[train_index],
+            "val_index": val_index,
+        },
         test_crops=cfg.test_crops,
     )

@@ -4,7 +4,11 @@ import numpy as np
 
 
 def train_val_split(
-    count: int, val_count: int, seed: int, train_size: int | None = None, val_size: int | None = None
+    count: int,
+    val_count: int,
+    seed: int,
+    train_size: int | None = None,
+    val_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a random (train, val) split of `count` items: `val_count` go to validation.
 
