@@ -245,3 +245,33 @@ def test_random_crop_flip_keeps_shape_and_dtype():
     batch = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
     out = random_crop_flip(batch)
     assert out.shape == batch.shape and out.dtype == torch.uint8
+
+
+def test_device_loader_gives_training_ranks_equal_counts_and_covers_eval():
+    images = np.zeros((10, 32, 32, 3), np.uint8)
+    train = ArrayDataset(images, np.arange(10), train=True)
+    evaluation = ArrayDataset(images, np.arange(10), train=False)
+    counts = []
+    for rank in range(3):
+        loader = DeviceLoader(
+            train, batch_size=2, shuffle=True, device="cpu", rank=rank, world_size=3
+        )
+        batches = list(loader)
+        counts.append(sum(len(y) for _, y in batches))
+        assert len(batches) == len(loader)
+    assert counts == [3, 3, 3]
+    seen = []
+    for rank in range(3):
+        loader = DeviceLoader(evaluation, 4, shuffle=False, device="cpu", rank=rank, world_size=3)
+        seen += [int(v) for _, y in loader for v in y]
+        assert len(list(loader)) == len(loader)
+    assert sorted(seen) == list(range(10))
+
+
+def test_imagenet_test_transform_pickles_for_spawned_workers(tmp_path):
+    import pickle
+
+    write_imagefolder_fixture(tmp_path, classes=2, train_per_class=8, val_per_class=2)
+    bundle = build_data(imagenet_cfg(tmp_path, val_per_class=2))
+    restored = pickle.loads(pickle.dumps(bundle.test))
+    assert restored[0][0].shape == (10, 3, 224, 224)

@@ -58,12 +58,16 @@ class DeviceLoader:
             order = torch.randperm(count, generator=generator, device=self.device)
         else:
             order = torch.arange(count, device=self.device)
+        if self.train:  # equal counts on every rank, or DistributedDataParallel would hang
+            order = order[: count - count % self.world_size]
         return order[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        per_rank = (
-            -(-len(self.labels) // self.world_size) if self.world_size > 1 else len(self.labels)
-        )
+        count = len(self.labels)
+        if self.train:
+            per_rank = count // self.world_size
+        else:
+            per_rank = len(range(self.rank, count, self.world_size))
         return -(-per_rank // self.batch_size)
 
     def __iter__(self):

@@ -52,6 +52,16 @@ def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
     return classes, paths, np.asarray(labels, np.int64)
 
 
+class StackCrops:
+    """Apply a transform to each crop of a TenCrop tuple and stack them: (10, C, H, W)."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, crops) -> torch.Tensor:
+        return torch.stack([self.transform(crop) for crop in crops])
+
+
 class ImageListDataset(torch.utils.data.Dataset):
     def __init__(self, folder: Path, paths: list[str], labels: np.ndarray, transform):
         self.folder, self.paths, self.transform = Path(folder), paths, transform
@@ -76,13 +86,7 @@ def _transforms(cfg):
     )
     if cfg.test_crops == 10:
         crops = transforms.TenCrop(cfg.image_size)
-        test = transforms.Compose(
-            [
-                transforms.Resize(cfg.resize),
-                crops,
-                transforms.Lambda(lambda c: torch.stack([to_tensor(x) for x in c])),
-            ]
-        )
+        test = transforms.Compose([transforms.Resize(cfg.resize), crops, StackCrops(to_tensor)])
     elif cfg.test_crops == 1:
         test = val
     else:
