@@ -19,6 +19,10 @@ from data.cifar_format import FOLDER, CifarSplit, write_meta, write_split
 
 NUM_FINE, NUM_COARSE = 100, 20
 MARKER = "SYNTHETIC.json"
+VERSION = 2  # bump when the generator changes, so stale copies on disk are regenerated
+# Amplitudes (grey levels) of the class signal and of the per-pixel noise: a small CNN learns the
+# set well above chance in a CPU minute without saturating top-5 accuracy.
+COARSE_COLOUR, COARSE_PATTERN, FINE_PATTERN, FINE_COLOUR, PIXEL_NOISE = 30, 25, 18, 8, 70.0
 
 
 def _stripes(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -36,10 +40,10 @@ def class_templates(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Float templates (100, 32, 32, 3) and the coarse class of each fine class (100,)."""
     rng = np.random.default_rng([seed, 0])
     coarse_of_fine = rng.permutation(np.repeat(np.arange(NUM_COARSE), NUM_FINE // NUM_COARSE))
-    coarse_colour = rng.uniform(-60, 60, (NUM_COARSE, 3))
-    coarse_pattern = 45 * _stripes(rng, NUM_COARSE)
-    fine_pattern = 30 * _stripes(rng, NUM_FINE)
-    fine_colour = rng.uniform(-15, 15, (NUM_FINE, 3))
+    coarse_colour = rng.uniform(-COARSE_COLOUR, COARSE_COLOUR, (NUM_COARSE, 3))
+    coarse_pattern = COARSE_PATTERN * _stripes(rng, NUM_COARSE)
+    fine_pattern = FINE_PATTERN * _stripes(rng, NUM_FINE)
+    fine_colour = rng.uniform(-FINE_COLOUR, FINE_COLOUR, (NUM_FINE, 3))
     templates = (
         128.0
         + coarse_colour[coarse_of_fine][:, None, None, :]
@@ -64,7 +68,8 @@ def _render(templates, labels, rng, noise: float, chunk: int = 4096) -> np.ndarr
     return images
 
 
-def generate(root: Path, num_train: int, num_test: int, seed: int, noise: float = 40.0) -> None:
+def generate(root: Path, num_train: int, num_test: int, seed: int,
+             noise: float = PIXEL_NOISE) -> None:
     """Write train/test/meta under root/cifar-100-python, balanced over the 100 classes."""
     for name, count in (("num_train", num_train), ("num_test", num_test)):
         if count < NUM_FINE or count % NUM_FINE:
@@ -80,14 +85,16 @@ def generate(root: Path, num_train: int, num_test: int, seed: int, noise: float 
         [f"synthetic_fine_{i:02d}" for i in range(NUM_FINE)],
         [f"synthetic_coarse_{i:02d}" for i in range(NUM_COARSE)],
     )
-    parameters = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": noise}
+    parameters = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": noise,
+                  "version": VERSION}
     (Path(root) / FOLDER / MARKER).write_text(json.dumps(parameters))
 
 
 def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> dict:
     """Generate the set unless an identical one is already there; return its parameters."""
     marker = Path(root) / FOLDER / MARKER
-    wanted = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": 40.0}
+    wanted = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": PIXEL_NOISE,
+              "version": VERSION}
     if not marker.is_file() or json.loads(marker.read_text()) != wanted:
         generate(root, num_train, num_test, seed)
     return wanted
