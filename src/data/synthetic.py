@@ -68,8 +68,9 @@ def _render(templates, labels, rng, noise: float, chunk: int = 4096) -> np.ndarr
     return images
 
 
-def generate(root: Path, num_train: int, num_test: int, seed: int,
-             noise: float = PIXEL_NOISE) -> None:
+def generate(
+    root: Path, num_train: int, num_test: int, seed: int, noise: float = PIXEL_NOISE
+) -> None:
     """Write train/test/meta under root/cifar-100-python, balanced over the 100 classes."""
     for name, count in (("num_train", num_train), ("num_test", num_test)):
         if count < NUM_FINE or count % NUM_FINE:
@@ -85,16 +86,26 @@ def generate(root: Path, num_train: int, num_test: int, seed: int,
         [f"synthetic_fine_{i:02d}" for i in range(NUM_FINE)],
         [f"synthetic_coarse_{i:02d}" for i in range(NUM_COARSE)],
     )
-    parameters = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": noise,
-                  "version": VERSION}
+    parameters = {
+        "seed": seed,
+        "num_train": num_train,
+        "num_test": num_test,
+        "noise": noise,
+        "version": VERSION,
+    }
     (Path(root) / FOLDER / MARKER).write_text(json.dumps(parameters))
 
 
 def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> dict:
     """Generate the set unless an identical one is already there; return its parameters."""
     marker = Path(root) / FOLDER / MARKER
-    wanted = {"seed": seed, "num_train": num_train, "num_test": num_test, "noise": PIXEL_NOISE,
-              "version": VERSION}
+    wanted = {
+        "seed": seed,
+        "num_train": num_train,
+        "num_test": num_test,
+        "noise": PIXEL_NOISE,
+        "version": VERSION,
+    }
     if not marker.is_file() or json.loads(marker.read_text()) != wanted:
         generate(root, num_train, num_test, seed)
     return wanted

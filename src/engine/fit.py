@@ -159,12 +159,12 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
     if cfg.trainer.compile:
         training_model = torch.compile(training_model)
 
-    def loader(dataset, train: bool, batch_size: int):
+    def loader(dataset, train: bool, batch_size: int, kind: str = cfg.dataset.loader):
         return build_loader(
             dataset,
             train=train,
             batch_size=batch_size,
-            loader=cfg.dataset.loader,
+            loader=kind,
             num_workers=cfg.dataset.num_workers,
             device=device,
             seed=cfg.seed,
@@ -175,17 +175,9 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
     train_loader = loader(data.train, True, cfg.trainer.batch_size)
     val_loader = loader(data.val, False, cfg.trainer.eval_batch_size)
     test_batch = max(1, cfg.trainer.eval_batch_size // data.test_crops)
-    test_loader = build_loader(
-        data.test,
-        train=False,
-        batch_size=test_batch,
-        loader="standard" if data.test_crops > 1 else cfg.dataset.loader,
-        num_workers=cfg.dataset.num_workers,
-        device=device,
-        seed=cfg.seed,
-        rank=processes.rank,
-        world_size=processes.world_size,
-    )
+    # Ten-crop items are stacks of PIL crops: only the standard DataLoader path handles them.
+    test_kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
+    test_loader = loader(data.test, False, test_batch, kind=test_kind)
     progress = _progress(cfg, processes)
     eval_options = {
         "device": device,
