@@ -361,3 +361,33 @@ def test_bad_key_access_in_struct_config_names_the_key(tmp_path):
     cfg = compose_config(tiny_overrides(tmp_path))
     with pytest.raises((ConfigAttributeError, ConfigKeyError), match="noize"):
         _ = cfg.dataset.noize
+
+
+@pytest.mark.parametrize("loss", ["ce", "smooth_topk_svm"])
+def test_imagenet_run_with_ten_crop_test(tmp_path, loss):
+    from conftest import write_imagefolder_fixture
+
+    write_imagefolder_fixture(tmp_path / "imagenet", classes=3, train_per_class=8, val_per_class=2)
+    cfg = compose_config(
+        [
+            "experiment=imagenet_subsets",
+            f"loss={loss}",
+            "loss.k=2" if loss != "ce" else "seed=0",
+            f"dataset.root={tmp_path / 'imagenet'}",
+            "dataset.val_per_class=2",
+            "dataset.train_per_class=4",
+            "dataset.num_workers=0",
+            "dataset.image_size=32",
+            "dataset.resize=36",
+            "trainer.epochs=1",
+            "trainer.batch_size=6",
+            "trainer.device=cpu",
+            "trainer.eval_batch_size=20",
+            "trainer.progress=false",
+        ]
+    )
+    final = fit.run(cfg, tmp_path / "run")
+    assert final["status"] == "finished"
+    assert 0 <= final["test/top1"] <= final["test/top5"] <= 100
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["dataset"]["split"]["train"] == 12 and record["dataset"]["split"]["test"] == 6
