@@ -285,3 +285,16 @@ def test_cuda_bf16_autocast_module():
     assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
     loss.backward()
     assert torch.isfinite(layer.weight.grad).all()
+
+
+def test_cpu_bf16_autocast_region_computes_in_float32():
+    layer = torch.nn.Linear(16, 30)
+    labels = torch.randint(0, 30, (8,))
+    inputs = torch.randn(8, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = layer(inputs)
+        loss = SmoothTopkSVM(k=5, tau=0.5)(logits, labels)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    torch.testing.assert_close(loss, smooth_topk_svm(logits.float(), labels, k=5, tau=0.5))
+    loss.backward()
+    assert torch.isfinite(layer.weight.grad).all()

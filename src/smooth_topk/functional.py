@@ -132,15 +132,15 @@ def smooth_topk_svm(
     tau, alpha = float(tau), float(alpha)
     if scores.shape[0] == 0:
         return _reduce(scores.new_zeros(0), weight, reduction)
-    if k == 1:
-        return _reduce(_smooth_top1(scores, labels, tau, alpha), weight, reduction)
-
-    loss, safe = SmoothTopkLinearTree.apply(scores, labels, k, tau, alpha)
-    if not bool(safe.all()):
-        rows = (~safe).nonzero().squeeze(1)
-        fallback = _smooth_topk_log_space(scores[rows].double(), labels[rows], k, tau, alpha)
-        loss = loss.index_put((rows,), fallback.to(loss.dtype))
-    return _reduce(loss, weight, reduction)
+    with torch.autocast(scores.device.type, enabled=False):  # computed in the dtype chosen above
+        if k == 1:
+            return _reduce(_smooth_top1(scores, labels, tau, alpha), weight, reduction)
+        loss, safe = SmoothTopkLinearTree.apply(scores, labels, k, tau, alpha)
+        if not bool(safe.all()):
+            rows = (~safe).nonzero().squeeze(1)
+            fallback = _smooth_topk_log_space(scores[rows].double(), labels[rows], k, tau, alpha)
+            loss = loss.index_put((rows,), fallback.to(loss.dtype))
+        return _reduce(loss, weight, reduction)
 
 
 def hard_topk_svm(
