@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,3 +276,26 @@ def test_imagenet_test_transform_pickles_for_spawned_workers(tmp_path):
     bundle = build_data(imagenet_cfg(tmp_path, val_per_class=2))
     restored = pickle.loads(pickle.dumps(bundle.test))
     assert restored[0][0].shape == (10, 3, 224, 224)
+
+
+def _generate_into(root: str) -> None:
+    synthetic.generate(Path(root), 2000, 500, seed=9)
+
+
+def test_parallel_jobs_generating_the_same_set_leave_valid_files(tmp_path):
+    context = torch.multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_generate_into, args=(str(tmp_path / "shared"),)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    synthetic.generate(tmp_path / "alone", 2000, 500, seed=9)
+    for name in ("train", "test"):
+        shared, alone = read_split(tmp_path / "shared", name), read_split(tmp_path / "alone", name)
+        assert (shared.images == alone.images).all() and (shared.fine == alone.fine).all()
+    assert not [
+        p for p in (tmp_path / "shared" / "cifar-100-python").iterdir() if p.name.startswith(".")
+    ]  # no temporary file left behind

@@ -391,3 +391,24 @@ def test_imagenet_run_with_ten_crop_test(tmp_path, loss):
     assert 0 <= final["test/top1"] <= final["test/top5"] <= 100
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["dataset"]["split"]["train"] == 12 and record["dataset"]["split"]["test"] == 6
+
+
+@pytest.mark.parametrize(
+    "launcher,target",
+    [
+        ("basic", "BasicLauncher"),
+        ("joblib", "JoblibLauncher"),
+        ("submitit_local", "LocalLauncher"),
+        ("submitit_slurm", "SlurmLauncher"),
+    ],
+)
+def test_launcher_presets_select_the_hydra_plugin(launcher, target):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONFIGS
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            config_name="train", overrides=[f"launcher={launcher}"], return_hydra_config=True
+        )
+    assert cfg.hydra.launcher._target_.endswith(target)

@@ -6,7 +6,9 @@ format, and the run record states whether the files read were the official ones.
 """
 
 import hashlib
+import os
 import pickle
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,20 @@ class CifarSplit:
     images: np.ndarray
     fine: np.ndarray
     coarse: np.ndarray
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write through a uniquely named temporary file, then rename: parallel jobs generating the
+    same files never see (or produce) a half-written one."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _text_keys(entry: dict) -> dict:
@@ -73,17 +89,14 @@ def write_split(root: Path, name: str, split: CifarSplit) -> None:
         "coarse_labels": [int(v) for v in split.coarse],
         "data": split.images.transpose(0, 3, 1, 2).reshape(len(split.fine), -1),
     }
-    temporary = folder / f".{name}.tmp"
-    with open(temporary, "wb") as handle:
-        pickle.dump(entry, handle, protocol=2)
-    temporary.replace(folder / name)
+    atomic_write(folder / name, pickle.dumps(entry, protocol=2))
 
 
 def write_meta(root: Path, fine_names: list[str], coarse_names: list[str]) -> None:
     folder = Path(root) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "meta", "wb") as handle:
-        pickle.dump({"fine_label_names": fine_names, "coarse_label_names": coarse_names}, handle, 2)
+    names = {"fine_label_names": fine_names, "coarse_label_names": coarse_names}
+    atomic_write(folder / "meta", pickle.dumps(names, protocol=2))
 
 
 def files_identity(root: Path) -> dict:

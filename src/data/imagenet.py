@@ -17,6 +17,7 @@ from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
 
 from data.bundle import DataBundle
+from data.cifar_format import atomic_write
 from data.splits import balanced_subset
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -44,11 +45,8 @@ def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
     samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
     paths = [os.path.relpath(path, folder) for path, _ in samples]
     labels = [label for _, label in samples]
-    temporary = cache.with_suffix(".tmp")
-    temporary.write_text(
-        json.dumps({"stamp": stamp, "classes": classes, "paths": paths, "labels": labels})
-    )
-    temporary.replace(cache)
+    index = {"stamp": stamp, "classes": classes, "paths": paths, "labels": labels}
+    atomic_write(cache, json.dumps(index).encode())
     return classes, paths, np.asarray(labels, np.int64)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.cifar_format import FOLDER, CifarSplit, write_meta, write_split
+from data.cifar_format import FOLDER, CifarSplit, atomic_write, write_meta, write_split
 
 NUM_FINE, NUM_COARSE = 100, 20
 MARKER = "SYNTHETIC.json"
@@ -93,7 +93,7 @@ def generate(
         "noise": noise,
         "version": VERSION,
     }
-    (Path(root) / FOLDER / MARKER).write_text(json.dumps(parameters))
+    atomic_write(Path(root) / FOLDER / MARKER, json.dumps(parameters).encode())
 
 
 def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> dict:
