@@ -295,6 +295,8 @@ def test_wandb_offline_run_lives_in_run_folder_and_holds_metrics(tmp_path):
     assert [row["epoch"] for row in history] == [1, 2]
     assert {"val/top5", "train/loss"} <= set(history[0])
     assert summary["best_val/top5"] == pytest.approx(final["best_val/top5"])
+    assert summary["val/top5"] == pytest.approx(final["best_val/top5"])  # best, not last
+    assert summary["val/top1"] == pytest.approx(final["best_val/top1"])
     assert summary["test/top1"] == pytest.approx(final["test/top1"])
 
 

@@ -280,7 +280,9 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
             "last/test/top5": last_test["test/top5"],
         }
         save_final("finished", end_time=now(), **results)
-        logger.summary({**{k: v for k, v in final.items() if isinstance(v, (int, float))}})
+        # W&B's summary would keep the last epoch's values; keep the best-validation epoch's.
+        numbers = {k: v for k, v in final.items() if isinstance(v, (int, float))}
+        logger.summary({**numbers, "val/top1": best["val/top1"], "val/top5": best["val/top5"]})
         if processes.is_main:
             print(
                 f"finished: best epoch {best['epoch']}, val top5 {best['val/top5']:.2f}, "
