@@ -37,21 +37,32 @@ def sequential_loss(scores: torch.Tensor, labels: torch.Tensor, k: int, tau: flo
     return (tau * F.softplus(z)).mean()
 
 
-def median_ms(step, device: str, repeats: int) -> float:
-    """Median wall time of step() in milliseconds, after warm-up, synchronising on CUDA."""
+def _seconds(step, device: str) -> float:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def median_ms(step, device: str, repeats: int, baseline=None) -> tuple[float, float | None]:
+    """Median wall time (ms) of step() and, if given, of baseline(), timed in alternation so that
+    both see the same machine load; after warm-up, synchronising on CUDA."""
     for _ in range(3):
         step()
-    times = []
+        if baseline is not None:
+            baseline()
+    times, baseline_times = [], []
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+        times.append(_seconds(step, device))
+        if baseline is not None:
+            baseline_times.append(_seconds(baseline, device))
     times.sort()
-    return 1e3 * times[len(times) // 2]
+    baseline_times.sort()
+    median = 1e3 * times[len(times) // 2]
+    return median, (1e3 * baseline_times[len(times) // 2] if baseline is not None else None)
 
 
 def forward_backward(loss_fn, scores: torch.Tensor, labels: torch.Tensor):
@@ -68,14 +79,16 @@ def run(device: str, repeats: int, shapes, sequential_max_classes: int) -> list[
     for batch, classes in shapes:
         scores = torch.randn(batch, classes, generator=generator).to(device).requires_grad_()
         labels = torch.randint(0, classes, (batch,), generator=generator).to(device)
-        ce_ms = median_ms(forward_backward(F.cross_entropy, scores, labels), device, repeats)
+        cross_entropy = forward_backward(F.cross_entropy, scores, labels)
         for k in (1, 5):
             for tau in (1.0, 0.1):
 
                 def ours(s, y, k=k, tau=tau):
                     return smooth_topk_svm(s, y, k, tau, 1.0)
 
-                ours_ms = median_ms(forward_backward(ours, scores, labels), device, repeats)
+                ours_ms, ce_ms = median_ms(
+                    forward_backward(ours, scores, labels), device, repeats, cross_entropy
+                )
                 row = {
                     "device": device,
                     "batch": batch,
@@ -94,7 +107,7 @@ def run(device: str, repeats: int, shapes, sequential_max_classes: int) -> list[
 
                     row["sequential_ms"] = median_ms(
                         forward_backward(seq, scores, labels), device, 3
-                    )
+                    )[0]
                 rows.append(row)
                 print(format_row(row), flush=True)
     return rows

@@ -298,3 +298,57 @@ def test_cpu_bf16_autocast_region_computes_in_float32():
     torch.testing.assert_close(loss, smooth_topk_svm(logits.float(), labels, k=5, tau=0.5))
     loss.backward()
     assert torch.isfinite(layer.weight.grad).all()
+
+
+def _path_loss_and_grad(function, scores, labels, k, tau):
+    scores = scores.clone().requires_grad_()
+    loss, safe = function.apply(scores, labels, k, tau, 1.0)
+    loss.sum().backward()
+    return loss.detach(), scores.grad, safe
+
+
+@pytest.mark.parametrize("k,tau", [(2, 1.0), (5, 0.1), (5, 1.0), (10, 0.5)])
+def test_power_sum_and_tree_paths_agree_and_power_sums_take_ordinary_rows(k, tau):
+    from smooth_topk.linear_tree import SmoothTopkLinearTree
+    from smooth_topk.power_sums import SmoothTopkPowerSums
+
+    generator = torch.Generator().manual_seed(k)
+    scores = torch.randn(64, 300, generator=generator)  # the paper's benchmark distribution
+    labels = torch.randint(0, 300, (64,), generator=generator)
+    loss_ps, grad_ps, safe_ps = _path_loss_and_grad(SmoothTopkPowerSums, scores, labels, k, tau)
+    assert safe_ps.all()  # the fast path takes every such row
+
+    spread = scores * 3  # wider scores: some rows are left to the tree, the rest must agree
+    loss_ps, grad_ps, safe_ps = _path_loss_and_grad(SmoothTopkPowerSums, spread, labels, k, tau)
+    loss_tree, grad_tree, safe_tree = _path_loss_and_grad(
+        SmoothTopkLinearTree, spread, labels, k, tau
+    )
+    both = safe_ps & safe_tree
+    assert both.any()
+    torch.testing.assert_close(loss_ps[both], loss_tree[both], rtol=1e-5, atol=1e-6)
+    difference = (grad_ps - grad_tree)[both].abs().max()
+    assert difference <= 1e-5 * grad_tree[both].abs().max()
+
+
+def test_power_sums_reject_rows_they_cannot_prove_accurate():
+    from smooth_topk.power_sums import SmoothTopkPowerSums
+
+    scores = torch.zeros(2, 1000)
+    scores[0] = torch.randn(1000)
+    scores[1, 0] = 30.0  # one class far ahead: sigma_k is a tiny remainder of the power sums
+    labels = torch.tensor([5, 5])
+    _, safe = SmoothTopkPowerSums.apply(scores, labels, 5, 0.1, 1.0)
+    assert safe.tolist() == [True, False]
+    # The public function still gets that row right (via the tree or log space).
+    loss32 = smooth_topk_svm(scores, labels, 5, 0.1, 1.0, reduction="none")
+    loss64 = smooth_topk_svm(scores.double(), labels, 5, 0.1, 1.0, reduction="none")
+    torch.testing.assert_close(loss32.double(), loss64, rtol=1e-4, atol=1e-6)
+
+
+def test_second_backward_with_retained_graph_is_still_exact():
+    scores = torch.randn(8, 50, requires_grad=True)
+    labels = torch.randint(0, 50, (8,))
+    loss = smooth_topk_svm(scores, labels, 5, 0.5, 1.0)
+    (first,) = torch.autograd.grad(loss, scores, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, scores)
+    torch.testing.assert_close(first, second)

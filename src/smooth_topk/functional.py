@@ -15,16 +15,20 @@ tau -> 0 the loss tends to the hard top-k hinge max(0, alpha + ((s_{-y})_[k] - s
 where (s_{-y})_[k] is the k-th largest score among the classes other than y.
 
 Evaluation is exact in value and gradient (no switch to the hard loss, no approximate
-backward).  k >= 2 uses a rescaled linear-space product tree with a hand-written backward
-(`linear_tree.py`, O(B C k) time and memory); the rare rows whose coefficients that tree cannot
-represent (huge score spreads with a tiny tau) are recomputed in float64 log space
-(`log_space.py`).  float16 / bfloat16 input is computed in float32; float64 stays float64.
+backward), through up to three paths, each row taking the first that can prove its accuracy:
+1. k <= 10: float64 power sums with a per-row error bound (`power_sums.py`, the fastest);
+2. a rescaled linear-space product tree with a hand-written backward (`linear_tree.py`,
+   O(B C k), sums of positive terms only), for the rows the first path rejects and for k > 10;
+3. float64 log space (`log_space.py`), for the rare rows whose coefficients the tree cannot
+   represent (huge score spreads with a tiny tau).
+float16 / bfloat16 input is computed in float32; float64 stays float64.
 """
 
 import math
 
 import torch
 
+from smooth_topk import power_sums
 from smooth_topk.linear_tree import SmoothTopkLinearTree
 from smooth_topk.log_space import log_esp
 
@@ -112,6 +116,25 @@ def _smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k, tau, a
     return tau * _softplus(z)
 
 
+def _replace_unsafe_rows(loss, safe, scores, labels, recompute) -> torch.Tensor:
+    """`loss` with the rows not marked safe recomputed by `recompute(scores, labels)`."""
+    if bool(safe.all()):
+        return loss
+    rows = (~safe).nonzero().squeeze(1)
+    return loss.index_put((rows,), recompute(scores[rows], labels[rows]).to(loss.dtype))
+
+
+def _tree_then_log_space(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
+    loss, safe = SmoothTopkLinearTree.apply(scores, labels, k, tau, alpha)
+    return _replace_unsafe_rows(
+        loss,
+        safe,
+        scores,
+        labels,
+        lambda s, y: _smooth_topk_log_space(s.double(), y, k, tau, alpha),
+    )
+
+
 def smooth_topk_svm(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -135,11 +158,12 @@ def smooth_topk_svm(
     with torch.autocast(scores.device.type, enabled=False):  # computed in the dtype chosen above
         if k == 1:
             return _reduce(_smooth_top1(scores, labels, tau, alpha), weight, reduction)
-        loss, safe = SmoothTopkLinearTree.apply(scores, labels, k, tau, alpha)
-        if not bool(safe.all()):
-            rows = (~safe).nonzero().squeeze(1)
-            fallback = _smooth_topk_log_space(scores[rows].double(), labels[rows], k, tau, alpha)
-            loss = loss.index_put((rows,), fallback.to(loss.dtype))
+        if k > power_sums.MAX_K:
+            return _reduce(_tree_then_log_space(scores, labels, k, tau, alpha), weight, reduction)
+        loss, safe = power_sums.SmoothTopkPowerSums.apply(scores, labels, k, tau, alpha)
+        loss = _replace_unsafe_rows(
+            loss, safe, scores, labels, lambda s, y: _tree_then_log_space(s, y, k, tau, alpha)
+        )
         return _reduce(loss, weight, reduction)
 
 
