@@ -9,14 +9,14 @@ largest score, sigma_t the elementary symmetric polynomials of e, and
 Forward.  Newton's identities give sigma_1..sigma_k from the power sums p_t = sum_j e_j^t:
 t sigma_t = sum_{i=1}^t (-1)^(i-1) sigma_{t-i} p_i.  That costs k passes over the scores instead
 of a product tree, but subtracts, so it can lose precision.  Running the same recursion with
-absolute values gives sigmâ_t >= sigma_t, and the rounding error of sigma_t is at most about
-k u sigmâ_t (u the float64 unit roundoff), so sigmâ_t / sigma_t bounds the loss of relative
-precision.
+absolute values gives sigmâ_t >= sigma_t, and by induction over t the rounding error of sigma_t
+is at most about k^2 u sigmâ_t (u the float64 unit roundoff), so sigmâ_t / sigma_t bounds the
+loss of relative precision.
 
 Backward.  The leave-one-out coefficients follow from sigma_t(e without j) = sigma_t -
 e_j sigma_{t-1}(e without j), another subtracting recursion whose error for class j is at most
-about k u A(e_j), with A(x) = sum_i x^i sigmâ_{k-1-i} increasing in x: bounding it at the row's
-largest e bounds it for every class.
+about k^2 u A(e_j), with A(x) = sum_i x^i sigmâ_{k-1-i} increasing in x: bounding it at the
+row's largest e bounds it for every class.
 
 A row is accepted only when both bounds promise an error far below the output precision (about
 1e-8 relative for float32 input, 1e-13 for float64); the caller recomputes every other row with
