@@ -252,27 +252,22 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
                 final["epochs_completed"] = epoch
                 barrier()
 
-            last_test = evaluate(
-                model,
-                test_loader,
-                criterion,
-                prefix="test",
-                stop=stop,
-                crop_transform=crop_transform,
-                **eval_options,
-            )
+            def test_metrics() -> dict:
+                return evaluate(
+                    model,
+                    test_loader,
+                    criterion,
+                    prefix="test",
+                    stop=stop,
+                    crop_transform=crop_transform,
+                    **eval_options,
+                )
+
+            last_test = test_metrics()  # the last epoch's model, then the best-top-5 one
             best_state = run_dir.load_checkpoint("best.pt", map_location=device)
             if best_state is not None:
                 model.load_state_dict(best_state["model"])
-            best_test = evaluate(
-                model,
-                test_loader,
-                criterion,
-                prefix="test",
-                stop=stop,
-                crop_transform=crop_transform,
-                **eval_options,
-            )
+            best_test = test_metrics()
         results = {
             "test/top1": best_test["test/top1"],
             "test/top5": best_test["test/top5"],
