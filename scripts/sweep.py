@@ -8,7 +8,9 @@ because every run's folder is named by the values that define it.
 
 import argparse
 import itertools
+import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +29,7 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--epoch-minutes",
         type=float,
         default=None,
-        help="GPU minutes per epoch for the estimate (default: measured from "
-        "existing runs of the experiment, else the preset's guess)",
+        help="GPU minutes per epoch for the estimate (default: measured on existing runs)",
     )
     parser.add_argument(
         "--dry-run",
@@ -41,15 +42,11 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def grid_size(overrides: list[str]) -> int:
     """Number of runs in a multirun: the product of the comma-separated choices."""
-    sizes = [len(o.split("=", 1)[1].split(",")) for o in overrides if "=" in o]
-    return math.prod(sizes)
+    return math.prod(len(o.split("=", 1)[1].split(",")) for o in overrides if "=" in o)
 
 
 def measured_epoch_minutes(runs_dir: Path, experiment: str) -> float | None:
     """Median epoch time (minutes) of the experiment's existing runs, from their metrics.jsonl."""
-    import json
-    import statistics
-
     times = [
         json.loads(line)["epoch_time_s"]
         for path in (runs_dir / experiment).glob("*/metrics.jsonl")
@@ -59,14 +56,7 @@ def measured_epoch_minutes(runs_dir: Path, experiment: str) -> float | None:
     return statistics.median(times) / 60 if times else None
 
 
-def launch(
-    experiment: str,
-    grid: list[str],
-    fixed: list[str],
-    args,
-    epochs: int,
-    default_epoch_minutes: float,
-) -> int:
+def launch(experiment: str, grid: list[str], fixed: list[str], args, epochs: int) -> int:
     """Print the plan and its cost, then run `src/train.py -m` unless --dry-run."""
     overrides = [
         f"experiment={experiment}",
@@ -79,19 +69,18 @@ def launch(
         *args.overrides,
     ]
     runs = grid_size([o for o in overrides if "," in o.split("=", 1)[-1]])
-    measured = measured_epoch_minutes(Path(args.runs_dir), experiment)
-    minutes = args.epoch_minutes or measured or default_epoch_minutes
-    source = (
-        "--epoch-minutes"
-        if args.epoch_minutes
-        else "measured on existing runs"
-        if measured
-        else "the preset's guess for one GPU"
-    )
-    print(
-        f"{experiment}: {runs} runs x {epochs} epochs x {minutes:.2f} min/epoch ({source}) "
-        f"= about {runs * epochs * minutes / 60:.1f} GPU-hours"
-    )
+    minutes = args.epoch_minutes or measured_epoch_minutes(Path(args.runs_dir), experiment)
+    if minutes is None:
+        print(
+            f"{experiment}: {runs} runs x {epochs} epochs; GPU-hours unknown: no epoch time "
+            "measured yet (run one epoch, or pass --epoch-minutes)"
+        )
+    else:
+        source = "--epoch-minutes" if args.epoch_minutes else "measured on existing runs"
+        print(
+            f"{experiment}: {runs} runs x {epochs} epochs x {minutes:.2f} min/epoch ({source}) "
+            f"= about {runs * epochs * minutes / 60:.1f} GPU-hours"
+        )
     command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides]
     print(" ".join(command))
     if args.dry_run:

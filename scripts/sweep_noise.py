@@ -19,7 +19,7 @@ def main() -> int:
     args = arguments.parse_args()
     grid = ["loss=ce,smooth_topk_svm", f"dataset.noise.p={NOISE_LEVELS}"]
     fixed = [f"dataset.noise.mode={args.noise_mode}"]
-    return launch("cifar100_noise", grid, fixed, args, epochs=300, default_epoch_minutes=0.5)
+    return launch("cifar100_noise", grid, fixed, args, epochs=300)
 
 
 if __name__ == "__main__":

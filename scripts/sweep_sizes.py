@@ -11,7 +11,7 @@ from sweep import launch, parser
 def main() -> int:
     args = parser(__doc__.splitlines()[0]).parse_args()
     grid = ["loss=ce,smooth_topk_svm", "dataset.train_per_class=64,128,320,640,null"]
-    return launch("imagenet_subsets", grid, [], args, epochs=120, default_epoch_minutes=8.0)
+    return launch("imagenet_subsets", grid, [], args, epochs=120)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ def main() -> int:
         fixed,
         args,
         epochs=300,
-        default_epoch_minutes=0.5,
     )
     if status == 0:
         status = launch(
@@ -28,7 +27,6 @@ def main() -> int:
             fixed,
             args,
             epochs=300,
-            default_epoch_minutes=0.5,
         )
     return status
 

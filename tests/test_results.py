@@ -208,3 +208,19 @@ def test_sweep_dry_run_prints_count_and_cost():
     assert "24 runs x 300 epochs x 0.50 min/epoch" in result.stdout
     assert "60.0 GPU-hours" in result.stdout
     assert "dataset.noise.mode=block" in result.stdout
+
+
+def test_sweep_dry_run_does_not_guess_an_unmeasured_cost():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "sweep_sizes.py"),
+            "--dry-run",
+            "--runs-dir",
+            "/nonexistent",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "10 runs x 120 epochs; GPU-hours unknown" in result.stdout
