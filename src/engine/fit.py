@@ -31,6 +31,7 @@ from engine.loop import NonFiniteLoss, evaluate, train_epoch
 from engine.record import now, run_record
 from engine.run_dir import RunDir
 from engine.schedule import learning_rate
+from engine.state import TrainState
 from models import build_model
 
 
@@ -86,6 +87,66 @@ def _line(epoch: int, epochs: int, row: dict) -> str:
     )
 
 
+def _build(cfg: DictConfig, device: torch.device):
+    """Data, model, loss (with its test-crop averaging) and optimizer, in that order."""
+    torch.manual_seed(cfg.seed)
+    data = build_data(cfg.dataset)
+    model = build_model(cfg.model, data.num_classes).to(device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion, crop_transform = build_criterion(cfg.loss, data.num_classes)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        nesterov=cfg.optim.nesterov,
+        weight_decay=cfg.optim.weight_decay,
+    )
+    return data, model, criterion, crop_transform, optimizer
+
+
+def _record(run_dir: RunDir, cfg: DictConfig, data, model, device, resuming: bool) -> None:
+    """Write run.json (new, or with the resume time added), labels.npz and config.yaml."""
+    parameters = sum(p.numel() for p in model.parameters())
+    record = run_dir.read_json("run.json")
+    if not resuming or record is None:
+        record = {**run_record(cfg, data.record, str(device)), "parameters": parameters}
+        run_dir.save_labels(data.labels)
+    else:
+        record.setdefault("resumed", []).append(now())
+    run_dir.write_json("run.json", record)
+    run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    print(
+        f"run folder {run_dir.path}\n{data.summary()}\n"
+        f"model {cfg.model.name}: {parameters / 1e6:.2f} M parameters; loss {cfg.loss.tag}"
+    )
+
+
+def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes):
+    """Train, validation and test loaders (ten-crop test items need the standard path)."""
+
+    def loader(dataset, train: bool, batch_size: int, kind: str = cfg.dataset.loader):
+        return build_loader(
+            dataset,
+            train=train,
+            batch_size=batch_size,
+            loader=kind,
+            num_workers=cfg.dataset.num_workers,
+            device=device,
+            seed=cfg.seed,
+            rank=processes.rank,
+            world_size=processes.world_size,
+        )
+
+    test_kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
+    test_batch = max(1, cfg.trainer.eval_batch_size // data.test_crops)
+    return (
+        loader(data.train, True, cfg.trainer.batch_size),
+        loader(data.val, False, cfg.trainer.eval_batch_size),
+        loader(data.test, False, test_batch, kind=test_kind),
+    )
+
+
 def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict | None:
     """Train (or resume) the run whose folder is `run_path`; returns final.json's content."""
     check_config(cfg)
@@ -104,53 +165,20 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         run_dir = _fresh_folder(run_dir)
 
     _configure_torch(cfg)
-    torch.manual_seed(cfg.seed)
-    data = build_data(cfg.dataset)
-    model = build_model(cfg.model, data.num_classes).to(device)
-    if cfg.trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    criterion, crop_transform = build_criterion(cfg.loss, data.num_classes)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.optim.lr,
-        momentum=cfg.optim.momentum,
-        nesterov=cfg.optim.nesterov,
-        weight_decay=cfg.optim.weight_decay,
-    )
+    data, model, criterion, crop_transform, optimizer = _build(cfg, device)
     checkpoint = run_dir.load_checkpoint("last.pt", map_location=device)
-    parameters = sum(p.numel() for p in model.parameters())
-
     if processes.is_main:
-        record = run_dir.read_json("run.json")
-        if checkpoint is None or record is None:
-            record = run_record(cfg, data.record, str(device))
-            record["parameters"] = parameters
-            run_dir.save_labels(data.labels)
-        else:
-            record.setdefault("resumed", []).append(now())
-        run_dir.write_json("run.json", record)
-        run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        print(
-            f"run folder {run_dir.path}\n{data.summary()}\n"
-            f"model {cfg.model.name}: {parameters / 1e6:.2f} M parameters; loss {cfg.loss.tag}"
-        )
+        _record(run_dir, cfg, data, model, device, resuming=checkpoint is not None)
     if cfg.trainer.epochs == 0:
         print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
         return None
 
-    start_epoch, best = 1, {"epoch": 0, "val/top1": -1.0, "val/top5": -1.0}
-    train_time, wandb_id = 0.0, None
+    state = TrainState()
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["rng_cpu"].cpu())
-        start_epoch = int(checkpoint["epoch"]) + 1
-        best = {key: float(value) for key, value in checkpoint["best"].items()}
-        best["epoch"] = int(best["epoch"])
-        train_time, wandb_id = float(checkpoint["train_time_s"]), checkpoint.get("wandb_id")
+        state = TrainState.restore(checkpoint, model, optimizer)
         if processes.is_main:
-            run_dir.keep_metrics_until(start_epoch - 1)
-            print(f"resuming from epoch {start_epoch - 1} (last.pt)")
+            run_dir.keep_metrics_until(state.epoch)
+            print(f"resuming from epoch {state.epoch} (last.pt)")
 
     training_model = model
     if processes.world_size > 1:
@@ -158,45 +186,31 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if cfg.trainer.compile:
         training_model = torch.compile(training_model)
-
-    def loader(dataset, train: bool, batch_size: int, kind: str = cfg.dataset.loader):
-        return build_loader(
-            dataset,
-            train=train,
-            batch_size=batch_size,
-            loader=kind,
-            num_workers=cfg.dataset.num_workers,
-            device=device,
-            seed=cfg.seed,
-            rank=processes.rank,
-            world_size=processes.world_size,
-        )
-
-    train_loader = loader(data.train, True, cfg.trainer.batch_size)
-    val_loader = loader(data.val, False, cfg.trainer.eval_batch_size)
-    test_batch = max(1, cfg.trainer.eval_batch_size // data.test_crops)
-    # Ten-crop items are stacks of PIL crops: only the standard DataLoader path handles them.
-    test_kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
-    test_loader = loader(data.test, False, test_batch, kind=test_kind)
+    train_loader, val_loader, test_loader = _loaders(cfg, data, device, processes)
     progress = _progress(cfg, processes)
-    eval_options = {
-        "device": device,
-        "amp": cfg.trainer.amp,
-        "channels_last": cfg.trainer.channels_last,
-    }
-    logger = build_logger(cfg, run_dir.path, wandb_id, processes.is_main)
-    final = {"status": "running", "epochs_completed": start_epoch - 1}
+    options = {"device": device, "amp": cfg.trainer.amp, "channels_last": cfg.trainer.channels_last}
+    logger = build_logger(cfg, run_dir.path, state.wandb_id, processes.is_main)
+    state.wandb_id = logger.run_id
+    final = {"status": "running", "epochs_completed": state.epoch}
     exit_code = 0
 
     def save_final(status: str, **extra) -> None:
-        final.update(status=status, best_epoch=best["epoch"], train_time_s=train_time, **extra)
-        final.update({"best_val/top1": best["val/top1"], "best_val/top5": best["val/top5"]})
+        final.update(
+            status=status,
+            epochs_completed=state.epoch,
+            best_epoch=state.best["epoch"],
+            train_time_s=state.train_time_s,
+            **extra,
+        )
+        final.update(
+            {"best_val/top1": state.best["val/top1"], "best_val/top5": state.best["val/top5"]}
+        )
         if processes.is_main:
             run_dir.write_json("final.json", final)
 
     try:
         with StopFlag() as stop:
-            for epoch in range(start_epoch, cfg.trainer.epochs + 1):
+            for epoch in range(state.epoch + 1, cfg.trainer.epochs + 1):
                 lr = learning_rate(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -209,22 +223,21 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
                     criterion,
                     optimizer,
                     epoch=epoch,
-                    device=device,
-                    amp=cfg.trainer.amp,
-                    channels_last=cfg.trainer.channels_last,
                     stop=stop,
                     progress=progress,
+                    **options,
                 )
                 seconds = time.perf_counter() - started
                 row.update(
-                    evaluate(model, val_loader, criterion, prefix="val", stop=stop, **eval_options)
+                    evaluate(model, val_loader, criterion, prefix="val", stop=stop, **options)
                 )
-                train_time += time.perf_counter() - started
+                state.train_time_s += time.perf_counter() - started
+                state.epoch = epoch
                 row.update(
                     epoch=epoch, lr=lr, epoch_time_s=seconds, images_per_s=len(data.train) / seconds
                 )
-                if row["val/top5"] > best["val/top5"]:
-                    best = {
+                if state.improves(row):
+                    state.best = {
                         "epoch": epoch,
                         "val/top1": row["val/top1"],
                         "val/top5": row["val/top5"],
@@ -235,21 +248,9 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
                         )
                 if processes.is_main:
                     run_dir.append_metrics(row)
-                    run_dir.save_checkpoint(
-                        "last.pt",
-                        {
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "epoch": epoch,
-                            "best": best,
-                            "train_time_s": train_time,
-                            "rng_cpu": torch.get_rng_state(),
-                            "wandb_id": logger.run_id,
-                        },
-                    )
+                    run_dir.save_checkpoint("last.pt", state.checkpoint(model, optimizer))
                     print(_line(epoch, cfg.trainer.epochs, row), flush=True)
                 logger.log(row, epoch)
-                final["epochs_completed"] = epoch
                 barrier()
 
             def test_metrics() -> dict:
@@ -260,7 +261,7 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
                     prefix="test",
                     stop=stop,
                     crop_transform=crop_transform,
-                    **eval_options,
+                    **options,
                 )
 
             last_test = test_metrics()  # the last epoch's model, then the best-top-5 one
@@ -277,10 +278,13 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         save_final("finished", end_time=now(), **results)
         # W&B's summary would keep the last epoch's values; keep the best-validation epoch's.
         numbers = {k: v for k, v in final.items() if isinstance(v, (int, float))}
-        logger.summary({**numbers, "val/top1": best["val/top1"], "val/top5": best["val/top5"]})
+        logger.summary(
+            {**numbers, "val/top1": state.best["val/top1"], "val/top5": state.best["val/top5"]}
+        )
         if processes.is_main:
             print(
-                f"finished: best epoch {best['epoch']}, val top5 {best['val/top5']:.2f}, "
+                f"finished: best epoch {state.best['epoch']}, "
+                f"val top5 {state.best['val/top5']:.2f}, "
                 f"test top1 {results['test/top1']:.2f}, top5 {results['test/top5']:.2f}"
             )
         return final
@@ -288,7 +292,7 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         exit_code = 143 if str(stopped) == "SIGTERM" else 130
         save_final("interrupted", reason=f"{stopped} received", end_time=now())
         print(
-            f"interrupted by {stopped}: last.pt holds epoch {final['epochs_completed']}; "
+            f"interrupted by {stopped}: last.pt holds epoch {state.epoch}; "
             "run the same command again to resume",
             file=sys.stderr,
         )
