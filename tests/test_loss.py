@@ -352,3 +352,31 @@ def test_second_backward_with_retained_graph_is_still_exact():
     (first,) = torch.autograd.grad(loss, scores, retain_graph=True)
     (second,) = torch.autograd.grad(loss, scores)
     torch.testing.assert_close(first, second)
+
+
+def test_newton_solve_keeps_to_the_input_device():
+    """Device mixing (a CPU constant meeting a CUDA tensor) shows up on the meta device too."""
+    from smooth_topk.power_sums import _newton
+
+    out = _newton(torch.empty(4, 5, dtype=torch.float64, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, 4, 5)
+
+
+def test_newton_solve_matches_elementary_symmetric_polynomials():
+    from smooth_topk.power_sums import _newton
+
+    e = torch.rand(3, 7, dtype=torch.float64)
+    power_sums = torch.stack([(e**t).sum(1) for t in range(1, 5)], 1)
+    sigma = _newton(power_sums)[0]
+    expected = log_esp(e.log(), 4)[:, 1:].exp()
+    torch.testing.assert_close(sigma, expected)
+
+
+def test_tree_forward_and_log_esp_keep_to_the_input_device():
+    from smooth_topk.linear_tree import SmoothTopkLinearTree
+
+    scores = torch.empty(4, 30, device="meta")
+    labels = torch.zeros(4, dtype=torch.int64, device="meta")
+    loss, safe = SmoothTopkLinearTree.apply(scores, labels, 5, 1.0, 1.0)
+    assert loss.device.type == "meta" and safe.device.type == "meta"
+    assert log_esp(torch.empty(2, 9, device="meta"), 3).shape == (2, 4)

@@ -40,14 +40,14 @@ def _newton(power_sums: torch.Tensor) -> torch.Tensor:
     """
     batch, k = power_sums.shape
     device, dtype = power_sums.device, power_sums.dtype
-    row = torch.arange(k, device=device)
-    lag = row[:, None] - row[None, :]  # t - c, for row t and column c (both 0-based)
+    row = torch.arange(k)
+    lag = row[:, None] - row[None, :]  # t - c, for row t and column c (both 0-based), on the CPU
     padded = torch.cat([power_sums.new_zeros(batch, 1), power_sums], 1)  # p_0 := 0
-    toeplitz = padded[:, lag.clamp(min=0)]  # (B, k, k): p_{t-c} below the diagonal
+    toeplitz = padded[:, lag.clamp(min=0).to(device)]  # (B, k, k): p_{t-c} below the diagonal
     sign = torch.stack([(-1.0) ** lag, -torch.ones(k, k)]).to(device, dtype)  # (2, k, k)
     matrix = torch.tril(toeplitz * sign[:, None], diagonal=-1)
-    matrix = matrix + torch.diag(torch.arange(1, k + 1, device=device, dtype=dtype))
-    rhs_sign = torch.stack([(-1.0) ** row.cpu(), torch.ones(k)]).to(device, dtype)  # (2, k)
+    matrix = matrix + torch.diag(torch.arange(1.0, k + 1)).to(device, dtype)
+    rhs_sign = torch.stack([(-1.0) ** row, torch.ones(k)]).to(device, dtype)  # (2, k)
     rhs = (power_sums * rhs_sign[:, None]).unsqueeze(-1)  # (2, B, k, 1)
     return torch.linalg.solve_triangular(matrix, rhs, upper=False).squeeze(-1)
 
