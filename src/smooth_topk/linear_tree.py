@@ -1,8 +1,9 @@
-"""The fast path of the smooth top-k loss: a rescaled linear-space product tree, exact backward.
+"""The general path of the smooth top-k loss: a rescaled linear-space product tree, exact backward.
 
-Notation (see `functional.smooth_topk_svm`): for one row, e_j = exp((s_j - m) / (k tau)) over the
-classes j != y (e_y = 0), m the largest such score, and sigma_i the elementary symmetric
-polynomials of e.  The loss is
+It serves every k >= 2, and the rows that the power-sum path (`power_sums.py`) cannot prove
+accurate.  Notation (see `functional.smooth_topk_svm`): for one row, e_j = exp((s_j - m) / (k tau))
+over the classes j != y (e_y = 0), m the largest score of the row (any shift m gives the same
+loss), and sigma_i the elementary symmetric polynomials of e.  The loss is
 
     L = tau * softplus(z),   z = alpha / tau + log(sigma_k / sigma_{k-1}) + (m - s_y) / (k tau).
 
