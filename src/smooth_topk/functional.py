@@ -99,10 +99,14 @@ def _softplus(z: torch.Tensor) -> torch.Tensor:
 
 
 def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: float):
-    masked = scores.scatter(1, labels[:, None], float("-inf"))
-    true_score = scores.gather(1, labels[:, None])
-    z = alpha / tau + torch.logsumexp((masked - true_score) / tau, dim=1)
-    return tau * _softplus(z)
+    """L_{1,tau} = tau * CE((s - max s + alpha [j != y]) / tau, y), exactly: the smooth top-1 SVM
+    is a temperature-scaled cross-entropy with the margin added to the wrong classes.  The shift
+    by the row maximum keeps the differences precise before the division by a small tau."""
+    peak = scores.detach().amax(1, keepdim=True)
+    true_logit = (scores.gather(1, labels[:, None]) - peak) / tau
+    logits = (scores - peak).div_(tau).add_(alpha / tau)  # one buffer, updated in place
+    logits.scatter_(1, labels[:, None], true_logit)
+    return tau * torch.nn.functional.cross_entropy(logits, labels, reduction="none")
 
 
 def _smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k, tau, alpha):
