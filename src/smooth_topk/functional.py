@@ -15,7 +15,8 @@ tau -> 0 the loss tends to the hard top-k hinge max(0, alpha + ((s_{-y})_[k] - s
 where (s_{-y})_[k] is the k-th largest score among the classes other than y.
 
 Evaluation is exact in value and gradient (no switch to the hard loss, no approximate
-backward), through up to three paths, each row taking the first that can prove its accuracy:
+backward).  k = 1 is tau * cross_entropy((s + alpha [j != y]) / tau, y), exactly.  For k >= 2
+each row takes the first of up to three paths that can prove its accuracy:
 1. k <= 10: float64 power sums with a per-row error bound (`power_sums.py`, the fastest);
 2. a rescaled linear-space product tree with a hand-written backward (`linear_tree.py`,
    O(B C k), sums of positive terms only), for the rows the first path rejects and for k > 10;
