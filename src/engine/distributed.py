@@ -3,7 +3,6 @@
 import os
 from dataclasses import dataclass
 
-import torch
 import torch.distributed as dist
 
 
@@ -31,12 +30,3 @@ def init_processes(device_type: str) -> Processes:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def broadcast_flag(value: bool) -> bool:
-    """Rank 0's boolean, on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    flag = torch.tensor([int(value)])
-    dist.broadcast(flag, 0)
-    return bool(flag.item())

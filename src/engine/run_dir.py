@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-STATUSES = ("running", "finished", "failed", "interrupted")
-
 
 class RunDir:
     """One run's folder: config.yaml (resolved), run.json, labels.npz, metrics.jsonl, final.json,
