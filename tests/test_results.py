@@ -17,18 +17,17 @@ from results.collect import collect_runs, collect_wandb
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_tables(runs_dir: Path, out_dir: Path, paper_dir: Path | None = None) -> str:
-    command = [
-        sys.executable,
-        str(ROOT / "scripts" / "make_tables.py"),
-        "--runs-dir",
-        str(runs_dir),
-        "--out-dir",
-        str(out_dir),
-    ]
-    if paper_dir is not None:
-        command += ["--paper-dir", str(paper_dir)]
+def run_script(name: str, *arguments: str) -> str:
+    """Run scripts/<name> with the arguments; its standard output."""
+    command = [sys.executable, str(ROOT / "scripts" / name), *arguments]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def make_tables(runs_dir: Path, out_dir: Path, paper_dir: Path | None = None) -> str:
+    paper = ["--paper-dir", str(paper_dir)] if paper_dir is not None else []
+    return run_script(
+        "make_tables.py", "--runs-dir", str(runs_dir), "--out-dir", str(out_dir), *paper
+    )
 
 
 @pytest.mark.slow
@@ -189,38 +188,21 @@ def test_wandb_source_gives_the_same_rows():
 
 
 def test_sweep_dry_run_prints_count_and_cost():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "sweep_noise.py"),
-            "--dry-run",
-            "--seeds",
-            "0,1",
-            "--epoch-minutes",
-            "0.5",
-            "--runs-dir",
-            "/nonexistent",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+    out = run_script(
+        "sweep_noise.py",
+        "--dry-run",
+        "--seeds",
+        "0,1",
+        "--epoch-minutes",
+        "0.5",
+        "--runs-dir",
+        "/nonexistent",
     )
-    assert "24 runs x 300 epochs x 0.50 min/epoch" in result.stdout
-    assert "60.0 GPU-hours" in result.stdout
-    assert "dataset.noise.mode=block" in result.stdout
+    assert "24 runs x 300 epochs x 0.50 min/epoch" in out
+    assert "60.0 GPU-hours" in out
+    assert "dataset.noise.mode=block" in out
 
 
 def test_sweep_dry_run_does_not_guess_an_unmeasured_cost():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "sweep_sizes.py"),
-            "--dry-run",
-            "--runs-dir",
-            "/nonexistent",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    assert "10 runs x 120 epochs; GPU-hours unknown" in result.stdout
+    out = run_script("sweep_sizes.py", "--dry-run", "--runs-dir", "/nonexistent")
+    assert "10 runs x 120 epochs; GPU-hours unknown" in out
