@@ -5,9 +5,9 @@ python scripts/estimate_cost.py --runs 12 --epochs 300 --from-runs runs/cifar100
 """
 
 import argparse
-import json
-import statistics
 from pathlib import Path
+
+from sweep import median_epoch_minutes
 
 
 def main() -> None:
@@ -19,15 +19,9 @@ def main() -> None:
     args = parser.parse_args()
     minutes = args.epoch_minutes
     if args.from_runs:
-        times = [
-            json.loads(line)["epoch_time_s"]
-            for path in args.from_runs.glob("*/metrics.jsonl")
-            for line in path.read_text().splitlines()
-            if line.strip()
-        ]
-        if not times:
+        minutes = median_epoch_minutes(args.from_runs)
+        if minutes is None:
             raise SystemExit(f"no metrics.jsonl under {args.from_runs}")
-        minutes = statistics.median(times) / 60
     if minutes is None:
         raise SystemExit("give --epoch-minutes or --from-runs")
     hours = args.runs * args.epochs * minutes / 60

@@ -45,11 +45,11 @@ def grid_size(overrides: list[str]) -> int:
     return math.prod(len(o.split("=", 1)[1].split(",")) for o in overrides if "=" in o)
 
 
-def measured_epoch_minutes(runs_dir: Path, experiment: str) -> float | None:
-    """Median epoch time (minutes) of the experiment's existing runs, from their metrics.jsonl."""
+def median_epoch_minutes(experiment_dir: Path) -> float | None:
+    """Median epoch time (minutes) of the runs in a folder, from their metrics.jsonl."""
     times = [
         json.loads(line)["epoch_time_s"]
-        for path in (runs_dir / experiment).glob("*/metrics.jsonl")
+        for path in Path(experiment_dir).glob("*/metrics.jsonl")
         for line in path.read_text().splitlines()
         if line.strip()
     ]
@@ -69,7 +69,7 @@ def launch(experiment: str, grid: list[str], fixed: list[str], args, epochs: int
         *args.overrides,
     ]
     runs = grid_size([o for o in overrides if "," in o.split("=", 1)[-1]])
-    minutes = args.epoch_minutes or measured_epoch_minutes(Path(args.runs_dir), experiment)
+    minutes = args.epoch_minutes or median_epoch_minutes(Path(args.runs_dir) / experiment)
     if minutes is None:
         print(
             f"{experiment}: {runs} runs x {epochs} epochs; GPU-hours unknown: no epoch time "

@@ -206,3 +206,12 @@ def test_sweep_dry_run_prints_count_and_cost():
 def test_sweep_dry_run_does_not_guess_an_unmeasured_cost():
     out = run_script("sweep_sizes.py", "--dry-run", "--runs-dir", "/nonexistent")
     assert "10 runs x 120 epochs; GPU-hours unknown" in out
+
+
+def test_estimate_cost_measures_the_epoch_time_from_run_folders(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"epoch_time_s": 30}\n{"epoch_time_s": 90}\n')
+    out = run_script(
+        "estimate_cost.py", "--runs", "12", "--epochs", "300", "--from-runs", str(tmp_path)
+    )
+    assert "12 runs x 300 epochs x 1.00 min = 60.0 GPU-hours" in out
