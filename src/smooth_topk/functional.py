@@ -32,6 +32,7 @@ import torch
 from smooth_topk import power_sums
 from smooth_topk.linear_tree import SmoothTopkLinearTree
 from smooth_topk.log_space import log_esp
+from smooth_topk.softplus import softplus
 
 __all__ = ["smooth_topk_svm", "hard_topk_svm", "log_esp"]
 
@@ -70,7 +71,7 @@ def _check_inputs(
         raise ValueError(f"labels are on {labels.device} but logits on {logits.device}")
     if k >= classes:
         raise ValueError(f"k must be smaller than the number of classes ({classes}), got {k}")
-    if batch > 0 and (bool((labels < 0).any()) or bool((labels >= classes).any())):
+    if batch > 0 and bool(((labels < 0) | (labels >= classes)).any()):
         raise ValueError(
             f"labels must lie in [0, {classes - 1}], got values in "
             f"[{int(labels.min())}, {int(labels.max())}]"
@@ -94,11 +95,6 @@ def _reduce(loss: torch.Tensor, weight: torch.Tensor | None, reduction: str) -> 
     return loss
 
 
-def _softplus(z: torch.Tensor) -> torch.Tensor:
-    """log(1 + exp(z)) without the threshold approximation of torch's softplus."""
-    return z.clamp(min=0) + torch.log1p(torch.exp(-z.abs()))
-
-
 def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: float):
     """L_{1,tau} = tau * CE((s - max s + alpha [j != y]) / tau, y), exactly: the smooth top-1 SVM
     is a temperature-scaled cross-entropy with the margin added to the wrong classes.  The shift
@@ -118,7 +114,7 @@ def _smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k, tau, a
     true_score = scores.gather(1, labels[:, None]).squeeze(1)
     z = alpha / tau + log_sigma[:, k] - log_sigma[:, k - 1]
     z = z + (peak.squeeze(1) - true_score) / (k * tau)
-    return tau * _softplus(z)
+    return tau * softplus(z)
 
 
 def _replace_unsafe_rows(loss, safe, scores, labels, recompute) -> torch.Tensor:

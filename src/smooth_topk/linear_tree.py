@@ -32,6 +32,8 @@ import math
 
 import torch
 
+from smooth_topk.softplus import softplus
+
 _SAFE_RANGE = {torch.float32: (1e-20, 1e30), torch.float64: (1e-250, 1e250)}
 
 
@@ -103,7 +105,7 @@ class SmoothTopkLinearTree(torch.autograd.Function):
         true_score = scores.gather(1, labels[:, None]).squeeze(1)
         z = alpha / tau + torch.log(c_k / c_k1) - torch.log(scale)
         z = z + (peak - true_score) / (k * tau)
-        loss = tau * (z.clamp(min=0) + torch.log1p(torch.exp(-z.abs())))
+        loss = tau * softplus(z)
 
         ctx.save_for_backward(labels, z, c_k, c_k1, safe)
         ctx.levels = levels

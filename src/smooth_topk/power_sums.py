@@ -26,6 +26,8 @@ is in place on two float64 buffers: fresh large allocations would cost more than
 
 import torch
 
+from smooth_topk.softplus import softplus
+
 MAX_K = 10
 _UNIT_ROUNDOFF = 2.0**-53
 _TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}
@@ -90,7 +92,7 @@ class SmoothTopkPowerSums(torch.autograd.Function):
         true_score = scores.detach().gather(1, labels[:, None]).squeeze(1).to(torch.float64)
         z = alpha / tau + torch.log(sigma[k] / sigma[k - 1])
         z = z + (peak.squeeze(1) - true_score) * scale
-        loss = tau * (z.clamp(min=0) + torch.log1p(torch.exp(-z.abs())))
+        loss = tau * softplus(z)
 
         ctx.save_for_backward(e, labels, z, safe, *sigma[1:])
         ctx.k, ctx.input_dtype = k, scores.dtype
