@@ -57,16 +57,17 @@ class RunDir:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def keep_metrics_until(self, epoch: int) -> None:
-        """Drop rows after `epoch` (written by an epoch that a resume will run again)."""
-        rows = [row for row in self.metrics() if row["epoch"] <= epoch]
+    def _write_metrics(self, rows: list[dict]) -> None:
+        """Rewrite metrics.jsonl whole, atomically: a crash never leaves a torn line."""
         text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
         self._atomic("metrics.jsonl", lambda stream: stream.write(text))
 
+    def keep_metrics_until(self, epoch: int) -> None:
+        """Drop rows after `epoch` (written by an epoch that a resume will run again)."""
+        self._write_metrics([row for row in self.metrics() if row["epoch"] <= epoch])
+
     def append_metrics(self, row: dict) -> None:
-        rows = [*self.metrics(), row]
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
-        self._atomic("metrics.jsonl", lambda stream: stream.write(text))
+        self._write_metrics([*self.metrics(), row])
 
     @property
     def status(self) -> str | None:
