@@ -18,7 +18,7 @@ from data.splits import train_val_split
 
 
 def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
-    check_noise(cfg.noise.p, cfg.noise.mode)
+    """The bundle from CIFAR-format files under root (callers check the noise settings first)."""
     train_file, test_file = read_split(root, "train"), read_split(root, "test")
     clean = train_file.fine
     noisy = apply_label_noise(
