@@ -414,3 +414,20 @@ def test_launcher_presets_select_the_hydra_plugin(launcher, target):
             config_name="train", overrides=[f"launcher={launcher}"], return_hydra_config=True
         )
     assert cfg.hydra.launcher._target_.endswith(target)
+
+
+@pytest.mark.parametrize("equal_counts", [True, False])
+def test_epoch_sampler_length_matches_its_indices_on_every_rank(equal_counts):
+    from engine.loaders import EpochSampler
+
+    shares = []
+    for rank in range(3):
+        sampler = EpochSampler(
+            10, shuffle=True, seed=4, rank=rank, world_size=3, equal_counts=equal_counts
+        )
+        sampler.set_epoch(2)
+        shares.append(list(sampler))
+        assert len(sampler) == len(shares[-1])
+    covered = sorted(i for share in shares for i in share)
+    assert len(set(covered)) == len(covered)  # no index served twice
+    assert len(covered) == (9 if equal_counts else 10)  # training drops the tail for DDP

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from data.augment import normalize, random_crop_flip
+from data.order import epoch_seed, rank_count, rank_indices
 
 
 class ArrayDataset(torch.utils.data.Dataset):
@@ -52,28 +53,22 @@ class DeviceLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _indices(self, generator: torch.Generator) -> torch.Tensor:
-        count = len(self.labels)
-        if self.shuffle:
-            order = torch.randperm(count, generator=generator, device=self.device)
-        else:
-            order = torch.arange(count, device=self.device)
-        if self.train:  # equal counts on every rank, or DistributedDataParallel would hang
-            order = order[: count - count % self.world_size]
-        return order[self.rank :: self.world_size]
-
     def __len__(self) -> int:
-        count = len(self.labels)
-        if self.train:
-            per_rank = count // self.world_size
-        else:
-            per_rank = len(range(self.rank, count, self.world_size))
+        per_rank = rank_count(len(self.labels), self.rank, self.world_size, self.train)
         return -(-per_rank // self.batch_size)
 
     def __iter__(self):
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
-        indices = self._indices(generator)
+        generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        indices = rank_indices(
+            len(self.labels),
+            self.shuffle,
+            generator,
+            self.rank,
+            self.world_size,
+            equal_counts=self.train,
+            device=self.device,
+        )
         for start in range(0, len(indices), self.batch_size):
             batch = indices[start : start + self.batch_size]
             images = self.images[batch]

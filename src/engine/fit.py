@@ -21,11 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from data import build_data
 from data.label_noise import check_noise
+from data.order import epoch_seed
 from engine.criterion import build_criterion
 from engine.device import pick_device
 from engine.distributed import Processes, barrier, init_processes
 from engine.interrupt import Interrupted, StopFlag
-from engine.loaders import build_loader, epoch_seed
+from engine.loaders import build_loader
 from engine.logger import build_logger
 from engine.loop import NonFiniteLoss, evaluate, train_epoch
 from engine.record import now, run_record

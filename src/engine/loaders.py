@@ -3,11 +3,7 @@
 import torch
 
 from data.arrays import ArrayDataset, DeviceLoader
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch's order and augmentation: a function of (seed, epoch) only."""
-    return seed * 1_000_003 + epoch
+from data.order import epoch_seed, rank_count, rank_indices
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -33,21 +29,15 @@ class EpochSampler(torch.utils.data.Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _indices(self) -> list[int]:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-            order = torch.randperm(self.size, generator=generator).tolist()
-        else:
-            order = list(range(self.size))
-        if self.equal_counts:
-            order = order[: self.size - self.size % self.world_size]
-        return order[self.rank :: self.world_size]
-
     def __iter__(self):
-        return iter(self._indices())
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        indices = rank_indices(
+            self.size, self.shuffle, generator, self.rank, self.world_size, self.equal_counts
+        )
+        return iter(indices.tolist())
 
     def __len__(self) -> int:
-        return len(self._indices())
+        return rank_count(self.size, self.rank, self.world_size, self.equal_counts)
 
 
 class SeededLoader:
