@@ -12,7 +12,10 @@ EXTRA ?=
 
 .PHONY: setup test lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau tables clean
 
+# The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
+# PyTorch implementation is used.
 setup: $(STAMP)
+	@$(PY) -m smooth_topk.cpu_kernel
 
 # Re-installs only when pyproject.toml changes; torch comes from the local wheel cache when present.
 $(STAMP): pyproject.toml

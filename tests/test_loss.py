@@ -3,13 +3,35 @@
 import copy
 import itertools
 import pickle
+import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from smooth_topk import HardTopkSVM, SmoothTopkSVM
+from smooth_topk import HardTopkSVM, SmoothTopkSVM, cpu_kernel
 from smooth_topk.functional import hard_topk_svm, log_esp, smooth_topk_svm
+
+HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
+
+
+@pytest.fixture
+def compiled_kernel():
+    """The compiled CPU kernel; a test needing it fails if a compiler is here but the build
+    does not work, and is skipped where there is no compiler."""
+    if cpu_kernel.load() is None:
+        if HAS_COMPILER:
+            pytest.fail("a C++ compiler is here but the CPU kernel did not build")
+        pytest.skip("no C++ compiler: the CPU kernel cannot be built")
+
+
+@pytest.fixture(params=["compiled", "portable"])
+def implementation(request, monkeypatch):
+    """Run a test through the compiled CPU kernel, then through the PyTorch paths alone."""
+    if request.param == "portable":
+        monkeypatch.setattr(cpu_kernel, "load", lambda: None)
+    else:
+        request.getfixturevalue("compiled_kernel")
 
 
 def brute_force_loss(scores: torch.Tensor, label: int, k: int, tau: float, alpha: float):
@@ -42,6 +64,7 @@ def brute_force_batch(scores, labels, k, tau, alpha):
 @pytest.mark.parametrize("n", [5, 9, 12])
 @pytest.mark.parametrize("tau", [1e-2, 0.1, 1.0, 10.0])
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
+@pytest.mark.usefixtures("implementation")
 def test_matches_brute_force(n, tau, alpha):
     generator = torch.Generator().manual_seed(n)
     for k in range(1, n):
@@ -62,6 +85,7 @@ def test_matches_brute_force(n, tau, alpha):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
+@pytest.mark.usefixtures("implementation")
 def test_gradcheck_float64(k):
     generator = torch.Generator().manual_seed(k)
     scores = torch.randn(4, 11, generator=generator, dtype=torch.float64, requires_grad=True)
@@ -72,6 +96,7 @@ def test_gradcheck_float64(k):
         )
 
 
+@pytest.mark.usefixtures("implementation")
 def test_brute_force_gradient_matches_autograd_of_reference():
     generator = torch.Generator().manual_seed(3)
     scores = torch.randn(2, 8, generator=generator, dtype=torch.float64, requires_grad=True)
@@ -83,6 +108,7 @@ def test_brute_force_gradient_matches_autograd_of_reference():
     torch.testing.assert_close(scores.grad, expected, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.usefixtures("implementation")
 def test_k1_alpha0_tau1_is_cross_entropy():
     scores = torch.randn(32, 50, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 50, (32,))
@@ -94,6 +120,7 @@ def test_k1_alpha0_tau1_is_cross_entropy():
 
 
 @pytest.mark.parametrize("k", [1, 2, 5])
+@pytest.mark.usefixtures("implementation")
 def test_small_tau_approaches_hard_hinge(k):
     scores = torch.randn(64, 30, dtype=torch.float64) * 3
     labels = torch.randint(0, 30, (64,))
@@ -110,6 +137,7 @@ def test_hard_hinge_definition():
     assert hard_topk_svm(scores, torch.tensor([0]), k=2).item() == 0.0
 
 
+@pytest.mark.usefixtures("implementation")
 def test_invariant_to_class_permutation_and_shift():
     scores = torch.randn(8, 20, dtype=torch.float64)
     labels = torch.randint(0, 20, (8,))
@@ -135,6 +163,7 @@ STRESS_CASES = [
 
 
 @pytest.mark.parametrize("classes,k,scale,tau", STRESS_CASES)
+@pytest.mark.usefixtures("implementation")
 def test_float32_stable_against_float64(classes, k, scale, tau):
     generator = torch.Generator().manual_seed(classes + k)
     scores = (torch.randn(6, classes, generator=generator) * scale).float()
@@ -179,6 +208,7 @@ def test_log_esp_gradient_with_absent_entries_is_finite():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.usefixtures("implementation")
 def test_half_input_computed_in_float32(dtype):
     scores = torch.randn(16, 40).to(dtype).requires_grad_()
     labels = torch.randint(0, 40, (16,))
@@ -195,6 +225,7 @@ def test_float64_stays_float64():
     assert loss.dtype == torch.float64
 
 
+@pytest.mark.usefixtures("implementation")
 def test_reductions_and_weight():
     scores = torch.randn(10, 20)
     labels = torch.randint(0, 20, (10,))
@@ -345,6 +376,7 @@ def test_power_sums_reject_rows_they_cannot_prove_accurate():
     torch.testing.assert_close(loss32.double(), loss64, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.usefixtures("implementation")
 def test_second_backward_with_retained_graph_is_still_exact():
     scores = torch.randn(8, 50, requires_grad=True)
     labels = torch.randint(0, 50, (8,))
@@ -380,3 +412,80 @@ def test_tree_forward_and_log_esp_keep_to_the_input_device():
     loss, safe = SmoothTopkLinearTree.apply(scores, labels, 5, 1.0, 1.0)
     assert loss.device.type == "meta" and safe.device.type == "meta"
     assert log_esp(torch.empty(2, 9, device="meta"), 3).shape == (2, 4)
+
+
+def _loss_and_grad(scores, labels, k, tau, weight):
+    scores = scores.clone().requires_grad_()
+    loss = smooth_topk_svm(scores, labels, k, tau, 1.0, reduction="none")
+    (loss * weight).sum().backward()
+    return loss.detach(), scores.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k,tau", [(1, 1.0), (1, 0.1), (2, 0.5), (5, 0.1), (5, 1.0), (10, 0.5)])
+@pytest.mark.usefixtures("compiled_kernel")
+def test_compiled_kernel_agrees_with_the_pytorch_paths(monkeypatch, k, tau, dtype):
+    generator = torch.Generator().manual_seed(k)
+    scores = (torch.randn(48, 300, generator=generator) * 2).to(dtype)
+    labels = torch.randint(0, 300, (48,), generator=generator)
+    weight = torch.rand(48, generator=generator, dtype=dtype)
+    compiled = _loss_and_grad(scores, labels, k, tau, weight)
+    monkeypatch.setattr(cpu_kernel, "load", lambda: None)
+    portable = _loss_and_grad(scores, labels, k, tau, weight)
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(compiled[0], portable[0], rtol=tolerance, atol=tolerance)
+    largest = portable[1].abs().max()
+    assert (compiled[1] - portable[1]).abs().max() <= tolerance * largest
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_compiled_kernel_keeps_ordinary_rows_and_flags_the_rest():
+    scores = torch.randn(6, 1000)  # the benchmark distribution: every row is kept
+    labels = torch.full((6,), 5)
+    assert cpu_kernel.SmoothTopkCompiled.apply(scores, labels, 5, 0.1, 1.0, False)[1].all()
+    scores[1, 0] = 30.0  # one class far ahead: sigma_k is a tiny remainder of the power sums
+    scores[2, 7] = float("nan")
+    scores[3, 9] = float("inf")
+    scores[4, 9] = float("-inf")
+    loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, 5, 0.1, 1.0, True)
+    assert safe.tolist() == [True, False, False, False, False, True]
+    # The public function recomputes the flagged rows with the PyTorch paths.
+    loss32 = smooth_topk_svm(scores[:2], labels[:2], 5, 0.1, 1.0, reduction="none")
+    loss64 = smooth_topk_svm(scores[:2].double(), labels[:2], 5, 0.1, 1.0, reduction="none")
+    torch.testing.assert_close(loss32.double(), loss64, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.usefixtures("implementation")
+def test_result_does_not_depend_on_the_number_of_threads():
+    scores = torch.randn(64, 500, requires_grad=True)
+    labels = torch.randint(0, 500, (64,))
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            scores.grad = None
+            loss = smooth_topk_svm(scores, labels, 5, 0.1, 1.0)
+            loss.backward()
+            results.append((loss.detach(), scores.grad.clone()))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_failed_kernel_build_warns_and_falls_back(monkeypatch):
+    from torch.utils import cpp_extension
+
+    def failing_build(**_):
+        raise RuntimeError("Error building extension: no compiler")
+
+    monkeypatch.setattr(cpp_extension, "load", failing_build)
+    monkeypatch.delenv(cpu_kernel.DISABLE_VARIABLE, raising=False)
+    with pytest.warns(RuntimeWarning, match="could not be built .*no compiler"):
+        assert cpu_kernel.load.__wrapped__() is None
+
+
+def test_kernel_can_be_switched_off_by_environment(monkeypatch, recwarn):
+    monkeypatch.setenv(cpu_kernel.DISABLE_VARIABLE, "1")
+    assert cpu_kernel.load.__wrapped__() is None
+    assert not recwarn.list

@@ -15,9 +15,12 @@ tau -> 0 the loss tends to the hard top-k hinge max(0, alpha + ((s_{-y})_[k] - s
 where (s_{-y})_[k] is the k-th largest score among the classes other than y.
 
 Evaluation is exact in value and gradient (no switch to the hard loss, no approximate
-backward).  k = 1 is tau * cross_entropy((s + alpha [j != y]) / tau, y), exactly.  For k >= 2
-each row takes the first of up to three paths that can prove its accuracy:
-1. k <= 10: float64 power sums with a per-row error bound (`power_sums.py`, the fastest);
+backward).  On the CPU with k <= 10, a compiled kernel (`cpu_kernel.py`) evaluates the
+power-sum path below in one fused pass per row, with the same proof of accuracy; the rows it
+cannot prove accurate, and every call it does not serve, take the PyTorch paths.  There,
+k = 1 is tau * cross_entropy((s + alpha [j != y]) / tau, y), exactly, and for k >= 2 each row
+takes the first of up to three paths that can prove its accuracy:
+1. k <= 10: float64 power sums with a per-row error bound (`power_sums.py`);
 2. a rescaled linear-space product tree with a hand-written backward (`linear_tree.py`,
    O(B C k), sums of positive terms only), for the rows the first path rejects and for k > 10;
 3. float64 log space (`log_space.py`), for the rare rows whose coefficients the tree cannot
@@ -29,7 +32,7 @@ import math
 
 import torch
 
-from smooth_topk import power_sums
+from smooth_topk import cpu_kernel, power_sums
 from smooth_topk.linear_tree import SmoothTopkLinearTree
 from smooth_topk.log_space import log_esp
 from smooth_topk.softplus import softplus
@@ -157,15 +160,29 @@ def smooth_topk_svm(
     if scores.shape[0] == 0:
         return _reduce(scores.new_zeros(0), weight, reduction)
     with torch.autocast(scores.device.type, enabled=False):  # computed in the dtype chosen above
-        if k == 1:
-            return _reduce(_smooth_top1(scores, labels, tau, alpha), weight, reduction)
-        if k > power_sums.MAX_K:
-            return _reduce(_tree_then_log_space(scores, labels, k, tau, alpha), weight, reduction)
-        loss, safe = power_sums.SmoothTopkPowerSums.apply(scores, labels, k, tau, alpha)
-        loss = _replace_unsafe_rows(
-            loss, safe, scores, labels, lambda s, y: _tree_then_log_space(s, y, k, tau, alpha)
-        )
+        if cpu_kernel.usable(scores, k):
+            want_grad = torch.is_grad_enabled() and scores.requires_grad
+            loss, safe = cpu_kernel.SmoothTopkCompiled.apply(
+                scores, labels, k, tau, alpha, want_grad
+            )
+            loss = _replace_unsafe_rows(
+                loss, safe, scores, labels, lambda s, y: _portable_loss(s, y, k, tau, alpha)
+            )
+        else:
+            loss = _portable_loss(scores, labels, k, tau, alpha)
         return _reduce(loss, weight, reduction)
+
+
+def _portable_loss(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
+    """Per-row loss with PyTorch operations only (any device)."""
+    if k == 1:
+        return _smooth_top1(scores, labels, tau, alpha)
+    if k > power_sums.MAX_K:
+        return _tree_then_log_space(scores, labels, k, tau, alpha)
+    loss, safe = power_sums.SmoothTopkPowerSums.apply(scores, labels, k, tau, alpha)
+    return _replace_unsafe_rows(
+        loss, safe, scores, labels, lambda s, y: _tree_then_log_space(s, y, k, tau, alpha)
+    )
 
 
 def hard_topk_svm(

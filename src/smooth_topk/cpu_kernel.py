@@ -1,0 +1,117 @@
+"""The compiled CPU kernel of the power-sum path (`csrc/power_sums_cpu.cpp`), built on first use.
+
+The kernel fuses what `power_sums.py` does in a dozen PyTorch operations into one pass per row
+(plus one more for the gradient, computed together with the loss), with the same proof of
+accuracy.  It is optional: it needs a C++ compiler and ninja at first use (torch's JIT extension
+builder caches the result under ~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR).  When it
+cannot be built, a RuntimeWarning says why and every call uses the PyTorch implementation, which
+computes the same values.  Set SMOOTH_TOPK_NO_KERNEL=1 to skip it.
+"""
+
+import logging
+import os
+import platform
+import shutil
+import warnings
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+SOURCE = Path(__file__).with_name("csrc") / "power_sums_cpu.cpp"
+DISABLE_VARIABLE = "SMOOTH_TOPK_NO_KERNEL"
+MAX_K = 10  # the largest k the kernel is compiled for
+TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}  # proven relative accuracy of a kept row
+
+# Instruction sets by torch's CPU capability.  The capability is part of the build's name, so a
+# build cache shared by machines of different kinds never hands one a kernel it cannot run.
+_ARCH_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+    "AVX2": ["-mavx2", "-mfma"],
+}
+
+
+def _ensure_ninja_on_path() -> None:
+    """torch's builder runs `ninja` from PATH; a pip-installed ninja may not be on it."""
+    if shutil.which("ninja") is not None:
+        return
+    try:
+        import ninja
+    except ImportError:
+        return
+    os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@cache
+def load() -> ModuleType | None:
+    """The compiled kernel module, or None when it is disabled or cannot be built."""
+    if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
+        return None
+    capability = torch.backends.cpu.get_cpu_capability()
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    flags = _ARCH_FLAGS.get(capability, []) if x86 else []
+    try:
+        # Importing the builder on a CUDA build of torch without a GPU logs a warning about
+        # CUDA_HOME that does not concern a CPU kernel.
+        builder_log = logging.getLogger("torch.utils.cpp_extension")
+        level = builder_log.level
+        builder_log.setLevel(logging.ERROR)
+        try:
+            from torch.utils import cpp_extension
+        finally:
+            builder_log.setLevel(level)
+        _ensure_ninja_on_path()
+        return cpp_extension.load(
+            name=f"smooth_topk_cpu_{capability.lower()}",
+            sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-fopenmp", *flags],
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as error:  # no compiler, no ninja, a failed build: all mean "not available"
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        warnings.warn(
+            f"smooth_topk: the CPU kernel could not be built ({reason}); using the PyTorch "
+            f"implementation (same values, slower). Set {DISABLE_VARIABLE}=1 to skip the build.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+def usable(scores: torch.Tensor, k: int) -> bool:
+    """Whether the kernel serves these scores: CPU, float32/float64, k <= MAX_K, and built."""
+    return (
+        scores.device.type == "cpu" and scores.dtype in TARGET and k <= MAX_K and load() is not None
+    )
+
+
+class SmoothTopkCompiled(torch.autograd.Function):
+    """Per-row loss and a mask of the rows proven accurate; the gradient is computed with the
+    loss (when `want_grad`) and scaled by the upstream gradient in the backward."""
+
+    @staticmethod
+    def forward(ctx, scores, labels, k: int, tau: float, alpha: float, want_grad: bool):
+        loss, safe, grad = load().forward(
+            scores.detach().contiguous(),
+            labels.contiguous(),
+            k,
+            tau,
+            alpha,
+            TARGET[scores.dtype],
+            want_grad,
+        )
+        ctx.grad = grad if want_grad else None
+        ctx.mark_non_differentiable(safe)
+        return loss, safe
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _grad_safe):
+        return ctx.grad * grad_loss[:, None].to(ctx.grad.dtype), None, None, None, None, None
+
+
+if __name__ == "__main__":  # `python -m smooth_topk.cpu_kernel`: build now rather than mid-run
+    module = load()
+    print(f"smooth_topk CPU kernel: {module.__file__ if module else 'not available'}")
