@@ -15,7 +15,7 @@ EXTRA ?=
 # The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
 # PyTorch implementation is used.
 setup: $(STAMP)
-	@$(PY) -m smooth_topk.cpu_kernel
+	@$(PY) -c "from smooth_topk import cpu_kernel; print('smooth_topk CPU kernel:', cpu_kernel.status())"
 
 # Re-installs only when pyproject.toml changes; torch comes from the local wheel cache when present.
 $(STAMP): pyproject.toml

@@ -1,9 +1,11 @@
 """Benchmark the smooth top-k loss against cross-entropy and the classic sequential algorithm.
 
 Prints a table and writes JSON: median forward+backward time (ms) per (B, C, k, tau), and its
-ratio to F.cross_entropy measured in the same process.  The "sequential" baseline evaluates the
-same loss with the textbook recursion sigma_i <- sigma_i + e_j sigma_{i-1} over the classes
-(log space, autograd), the algorithm the paper's divide-and-conquer replaces.
+ratio to F.cross_entropy measured in the same process.  On the CPU it also times the PyTorch
+implementation alone (the compiled kernel switched off), what users without a compiler get.
+The "sequential" baseline evaluates the same loss with the textbook recursion
+sigma_i <- sigma_i + e_j sigma_{i-1} over the classes (log space, autograd), the algorithm the
+paper's divide-and-conquer replaces.
 
     python scripts/bench_loss.py [--device cuda] [--out results/bench_loss.json] [--quick]
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from smooth_topk import cpu_kernel
 from smooth_topk.functional import smooth_topk_svm
 
 SHAPES = [(64, 100), (256, 100), (256, 1000), (1024, 1000), (256, 10000)]
@@ -89,6 +92,12 @@ def run(device: str, repeats: int, shapes, sequential_max_classes: int) -> list[
                 ours_ms, ce_ms = median_ms(
                     forward_backward(ours, scores, labels), device, repeats, cross_entropy
                 )
+                pytorch_only_ms = None
+                if device == "cpu" and cpu_kernel.load() is not None:
+                    with cpu_kernel.disabled():
+                        pytorch_only_ms = median_ms(
+                            forward_backward(ours, scores, labels), device, repeats
+                        )[0]
                 row = {
                     "device": device,
                     "batch": batch,
@@ -98,6 +107,7 @@ def run(device: str, repeats: int, shapes, sequential_max_classes: int) -> list[
                     "ce_ms": ce_ms,
                     "smooth_topk_ms": ours_ms,
                     "ratio_to_ce": ours_ms / ce_ms,
+                    "pytorch_only_ms": pytorch_only_ms,
                     "sequential_ms": None,
                 }
                 if classes <= sequential_max_classes and k == 5 and tau == 1.0:
@@ -113,12 +123,16 @@ def run(device: str, repeats: int, shapes, sequential_max_classes: int) -> list[
     return rows
 
 
+def _optional(value: float | None, width: int) -> str:
+    return f"{value:{width}.2f}" if value is not None else " " * width
+
+
 def format_row(row: dict) -> str:
-    sequential = f"{row['sequential_ms']:10.2f}" if row["sequential_ms"] is not None else " " * 10
     return (
         f"{row['device']:>5} {row['batch']:>5} {row['classes']:>6} {row['k']:>2} "
         f"{row['tau']:>4} {row['ce_ms']:9.3f} {row['smooth_topk_ms']:9.3f} "
-        f"{row['ratio_to_ce']:7.1f}x {sequential}"
+        f"{row['ratio_to_ce']:7.1f}x {_optional(row['pytorch_only_ms'], 13)} "
+        f"{_optional(row['sequential_ms'], 13)}"
     )
 
 
@@ -134,13 +148,15 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor()}"
     )
-    print("  dev     B      C  k  tau     CE ms    ours ms   ratio  sequential ms (k=5, tau=1)")
+    print(f"smooth_topk CPU kernel: {cpu_kernel.status()}")
+    print("  dev     B      C  k  tau     CE ms    ours ms   ratio  PyTorch-only  sequential ms")
     rows = run(args.device, repeats, shapes, sequential_max_classes=1000)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "cpu_kernel": cpu_kernel.status(),
         "cuda_device": torch.cuda.get_device_name() if args.device == "cuda" else None,
     }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

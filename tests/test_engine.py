@@ -151,7 +151,7 @@ def test_smoke_run_writes_complete_folder_and_finished_run_is_not_rerun(tmp_path
     record = json.loads((run_dir / "run.json").read_text())
     assert record["seeds"] == {"train": 0, "noise": 0, "split": 1234}
     assert record["dataset"]["official"] is False and record["dataset"]["name"] == "synthetic"
-    assert {"git", "versions", "host", "device", "start_time"} <= set(record)
+    assert {"git", "versions", "host", "device", "start_time", "loss_cpu_kernel"} <= set(record)
     best = torch.load(run_dir / "best.pt", weights_only=True)
     assert best["epoch"] == final["best_epoch"]
 

@@ -26,12 +26,14 @@ def compiled_kernel():
 
 
 @pytest.fixture(params=["compiled", "portable"])
-def implementation(request, monkeypatch):
+def implementation(request):
     """Run a test through the compiled CPU kernel, then through the PyTorch paths alone."""
     if request.param == "portable":
-        monkeypatch.setattr(cpu_kernel, "load", lambda: None)
+        with cpu_kernel.disabled():
+            yield request.param
     else:
         request.getfixturevalue("compiled_kernel")
+        yield request.param
 
 
 def brute_force_loss(scores: torch.Tensor, label: int, k: int, tau: float, alpha: float):
@@ -424,14 +426,14 @@ def _loss_and_grad(scores, labels, k, tau, weight):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k,tau", [(1, 1.0), (1, 0.1), (2, 0.5), (5, 0.1), (5, 1.0), (10, 0.5)])
 @pytest.mark.usefixtures("compiled_kernel")
-def test_compiled_kernel_agrees_with_the_pytorch_paths(monkeypatch, k, tau, dtype):
+def test_compiled_kernel_agrees_with_the_pytorch_paths(k, tau, dtype):
     generator = torch.Generator().manual_seed(k)
     scores = (torch.randn(48, 300, generator=generator) * 2).to(dtype)
     labels = torch.randint(0, 300, (48,), generator=generator)
     weight = torch.rand(48, generator=generator, dtype=dtype)
     compiled = _loss_and_grad(scores, labels, k, tau, weight)
-    monkeypatch.setattr(cpu_kernel, "load", lambda: None)
-    portable = _loss_and_grad(scores, labels, k, tau, weight)
+    with cpu_kernel.disabled():
+        portable = _loss_and_grad(scores, labels, k, tau, weight)
     tolerance = 1e-6 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(compiled[0], portable[0], rtol=tolerance, atol=tolerance)
     largest = portable[1].abs().max()
@@ -489,3 +491,13 @@ def test_kernel_can_be_switched_off_by_environment(monkeypatch, recwarn):
     monkeypatch.setenv(cpu_kernel.DISABLE_VARIABLE, "1")
     assert cpu_kernel.load.__wrapped__() is None
     assert not recwarn.list
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_disabled_block_switches_to_the_pytorch_paths_and_back():
+    scores = torch.zeros(2, 5)
+    with cpu_kernel.disabled():
+        assert not cpu_kernel.usable(scores, 2)
+    assert cpu_kernel.usable(scores, 2)
+    assert not cpu_kernel.usable(scores, cpu_kernel.MAX_K + 1)
+    assert not cpu_kernel.usable(scores.half(), 2)

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from smooth_topk import cpu_kernel
+
 PACKAGES = ("torch", "torchvision", "numpy", "hydra-core", "omegaconf", "wandb", "pandas")
 
 
@@ -54,6 +56,8 @@ def run_record(cfg, data_record: dict, device: str) -> dict:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": device,
+        # Which implementation computed the smooth top-k loss (the kernel serves CPU runs only).
+        "loss_cpu_kernel": cpu_kernel.status() if device == "cpu" else None,
         "seeds": {
             "train": cfg.seed,
             "noise": cfg.dataset.noise.seed if "noise" in cfg.dataset else None,

@@ -13,6 +13,8 @@ import os
 import platform
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -80,28 +82,51 @@ def load() -> ModuleType | None:
         return None
 
 
+_switched_off = False
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block every call uses the PyTorch implementation (to compare the two)."""
+    global _switched_off
+    previous, _switched_off = _switched_off, True
+    try:
+        yield
+    finally:
+        _switched_off = previous
+
+
+def status() -> str:
+    """One line for logs and run records: the kernel's file, or that it is not in use."""
+    module = load()
+    return module.__file__ if module is not None else "not available (PyTorch implementation)"
+
+
 def usable(scores: torch.Tensor, k: int) -> bool:
     """Whether the kernel serves these scores: CPU, float32/float64, k <= MAX_K, and built."""
     return (
-        scores.device.type == "cpu" and scores.dtype in TARGET and k <= MAX_K and load() is not None
+        not _switched_off
+        and scores.device.type == "cpu"
+        and scores.dtype in TARGET
+        and k <= MAX_K
+        and load() is not None
     )
 
 
 class SmoothTopkCompiled(torch.autograd.Function):
-    """Per-row loss and a mask of the rows proven accurate; the gradient is computed with the
-    loss (when `want_grad`) and scaled by the upstream gradient in the backward."""
+    """Per-row loss and a mask of the rows proven accurate.  The gradient is computed with the
+    loss (when `want_grad`) and scaled in place by the upstream gradient in the backward: a
+    fresh buffer there would cost more than the arithmetic.  A second backward through a
+    retained graph recomputes it."""
 
     @staticmethod
     def forward(ctx, scores, labels, k: int, tau: float, alpha: float, want_grad: bool):
+        settings = (k, tau, alpha, TARGET[scores.dtype])
         loss, safe, grad = load().forward(
-            scores.detach().contiguous(),
-            labels.contiguous(),
-            k,
-            tau,
-            alpha,
-            TARGET[scores.dtype],
-            want_grad,
+            scores.detach().contiguous(), labels.contiguous(), *settings, want_grad
         )
+        ctx.save_for_backward(scores, labels)
+        ctx.settings = settings
         ctx.grad = grad if want_grad else None
         ctx.mark_non_differentiable(safe)
         return loss, safe
@@ -109,9 +134,11 @@ class SmoothTopkCompiled(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_safe):
-        return ctx.grad * grad_loss[:, None].to(ctx.grad.dtype), None, None, None, None, None
-
-
-if __name__ == "__main__":  # `python -m smooth_topk.cpu_kernel`: build now rather than mid-run
-    module = load()
-    print(f"smooth_topk CPU kernel: {module.__file__ if module else 'not available'}")
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:
+            scores, labels = ctx.saved_tensors
+            grad = load().forward(
+                scores.detach().contiguous(), labels.contiguous(), *ctx.settings, True
+            )[2]
+        grad.mul_(grad_loss[:, None].to(grad.dtype))
+        return grad, None, None, None, None, None
