@@ -424,13 +424,37 @@ def _loss_and_grad(scores, labels, k, tau, weight):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("k,tau", [(1, 1.0), (1, 0.1), (2, 0.5), (5, 0.1), (5, 1.0), (10, 0.5)])
+@pytest.mark.parametrize(
+    "k,tau,spread",
+    [
+        (1, 1.0, 2),
+        (1, 0.1, 2),
+        (2, 0.5, 2),
+        (5, 0.1, 2),
+        (5, 1.0, 2),
+        (10, 0.5, 2),
+        (5, 0.01, 5),
+        (3, 1e-3, 50),
+    ],
+)
 @pytest.mark.usefixtures("compiled_kernel")
-def test_compiled_kernel_agrees_with_the_pytorch_paths(k, tau, dtype):
+def test_compiled_kernel_agrees_with_the_pytorch_paths(k, tau, spread, dtype):
+    """Spread 2 sends some rows to the kernel's sequential products, spread 5 with tau 0.01
+    most of them (the power sums cannot prove those rows accurate), spread 50 with tau 1e-3
+    most to log space."""
+    from smooth_topk.linear_tree import SmoothTopkLinearTree
+    from smooth_topk.power_sums import SmoothTopkPowerSums
+
     generator = torch.Generator().manual_seed(k)
-    scores = (torch.randn(48, 300, generator=generator) * 2).to(dtype)
+    scores = (torch.randn(48, 300, generator=generator) * spread).to(dtype)
     labels = torch.randint(0, 300, (48,), generator=generator)
     weight = torch.rand(48, generator=generator, dtype=dtype)
+    # The kernel keeps every row, so the comparison below is of the kernel's own results.
+    assert cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, 1.0, False)[1].all()
+    if spread > 2:
+        assert SmoothTopkPowerSums.apply(scores, labels, k, tau, 1.0)[1].float().mean() < 0.5
+    if spread > 5:  # the linear-space tree has the range of the kernel's linear products
+        assert SmoothTopkLinearTree.apply(scores, labels, k, tau, 1.0)[1].float().mean() < 0.5
     compiled = _loss_and_grad(scores, labels, k, tau, weight)
     with cpu_kernel.disabled():
         portable = _loss_and_grad(scores, labels, k, tau, weight)
@@ -441,20 +465,21 @@ def test_compiled_kernel_agrees_with_the_pytorch_paths(k, tau, dtype):
 
 
 @pytest.mark.usefixtures("compiled_kernel")
-def test_compiled_kernel_keeps_ordinary_rows_and_flags_the_rest():
-    scores = torch.randn(6, 1000)  # the benchmark distribution: every row is kept
-    labels = torch.full((6,), 5)
-    assert cpu_kernel.SmoothTopkCompiled.apply(scores, labels, 5, 0.1, 1.0, False)[1].all()
-    scores[1, 0] = 30.0  # one class far ahead: sigma_k is a tiny remainder of the power sums
+def test_compiled_kernel_takes_hard_rows_and_flags_only_non_finite_ones():
+    scores = torch.randn(8, 1000, dtype=torch.float64)
+    labels = torch.full((8,), 5)
+    scores[1, 0] = 30.0  # one class far ahead: the power sums cancel, sequential products do not
     scores[2, 7] = float("nan")
     scores[3, 9] = float("inf")
     scores[4, 9] = float("-inf")
-    loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, 5, 0.1, 1.0, True)
-    assert safe.tolist() == [True, False, False, False, False, True]
-    # The public function recomputes the flagged rows with the PyTorch paths.
-    loss32 = smooth_topk_svm(scores[:2], labels[:2], 5, 0.1, 1.0, reduction="none")
-    loss64 = smooth_topk_svm(scores[:2].double(), labels[:2], 5, 0.1, 1.0, reduction="none")
-    torch.testing.assert_close(loss32.double(), loss64, rtol=1e-4, atol=1e-6)
+    scores[5, 5] = 1e4  # the label far ahead of every other class
+    scores[7] *= 1e4  # sigma_k below 1e-300: only log space holds it
+    loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, 5, 0.1, 1.0, False)
+    assert safe.tolist() == [True, True, False, False, False, True, True, True]
+    kept = torch.tensor([0, 1, 5, 6, 7])
+    with cpu_kernel.disabled():
+        expected = smooth_topk_svm(scores[kept], labels[kept], 5, 0.1, 1.0, reduction="none")
+    torch.testing.assert_close(loss[kept], expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.usefixtures("implementation")

@@ -1,8 +1,12 @@
-"""The compiled CPU kernel of the power-sum path (`csrc/power_sums_cpu.cpp`), built on first use.
+"""The compiled CPU kernel of the loss (`csrc/smooth_topk_cpu.cpp`), built on first use.
 
-The kernel fuses what `power_sums.py` does in a dozen PyTorch operations into one pass per row
-(plus one more for the gradient, computed together with the loss), with the same proof of
-accuracy.  It is optional: it needs a C++ compiler and ninja at first use (torch's JIT extension
+For 1 <= k <= 10 the kernel fuses what `power_sums.py` does in a dozen PyTorch operations into
+one vectorised pass per row (plus one more for the gradient, computed together with the loss),
+with the same proof of accuracy.  Rows that proof rejects take exact sequential products in the
+same kernel (no subtraction, slower), in log space when their coefficients leave the float64
+range.  Rows with non-finite scores are flagged and left to the PyTorch paths.
+
+The kernel is optional: it needs a C++ compiler and ninja at first use (torch's JIT extension
 builder caches the result under ~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR).  When it
 cannot be built, a RuntimeWarning says why and every call uses the PyTorch implementation, which
 computes the same values.  Set SMOOTH_TOPK_NO_KERNEL=1 to skip it.
@@ -21,10 +25,10 @@ from types import ModuleType
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "power_sums_cpu.cpp"
+SOURCE = Path(__file__).with_name("csrc") / "smooth_topk_cpu.cpp"
 DISABLE_VARIABLE = "SMOOTH_TOPK_NO_KERNEL"
 MAX_K = 10  # the largest k the kernel is compiled for
-TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}  # proven relative accuracy of a kept row
+TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}  # accuracy a power-sum row must prove
 
 # Instruction sets by torch's CPU capability.  The capability is part of the build's name, so a
 # build cache shared by machines of different kinds never hands one a kernel it cannot run.
