@@ -73,10 +73,15 @@ __attribute__((always_inline)) inline double exp_nonpositive(double x) {
   return x < -707.0 ? 0.0 : p * scale;
 }
 
-inline double softplus(double z) { return std::max(z, 0.0) + std::log1p(std::exp(-std::abs(z))); }
+// softplus(z) = log(1 + exp(z)) and sigmoid(z), to full precision, from one exponential.
+struct Softplus {
+  double value, slope;
+};
 
-inline double sigmoid(double z) {
-  return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
+inline Softplus softplus(double z) {
+  const double tail = std::exp(-std::abs(z));  // in (0, 1]
+  const double slope = z >= 0 ? 1.0 / (1.0 + tail) : tail / (1.0 + tail);
+  return {std::max(z, 0.0) + std::log1p(tail), slope};
 }
 
 inline bool representable(double sigma) {
@@ -321,9 +326,10 @@ bool row_loss(const scalar_t* s, std::int64_t n, std::int64_t y, double tau, dou
   }
 
   const double z = alpha / tau + log_ratio + (peak - static_cast<double>(s[y])) * scale;
-  loss = tau * softplus(z);
+  const Softplus soft = softplus(z);
+  loss = tau * soft.value;
   if (grad != nullptr) {
-    const double weight = sigmoid(z) / K;
+    const double weight = soft.slope / K;
     switch (path) {
       case Path::kPowerSums:
         power_sum_gradient<scalar_t, K>(e, n, sigma, weight, grad);
@@ -349,7 +355,7 @@ void run_rows(const torch::Tensor& scores, const torch::Tensor& labels, double t
   scalar_t* loss_out = loss.data_ptr<scalar_t>();
   bool* safe_out = safe.data_ptr<bool>();
   scalar_t* grad_out = grad != nullptr ? grad->data_ptr<scalar_t>() : nullptr;
-  const std::int64_t grain = std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(n, 1));
+  const std::int64_t grain = std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(n, 1));
   at::parallel_for(0, batch, grain, [&](std::int64_t begin, std::int64_t end) {
     const FlushSubnormals flush;
     Scratch scratch{std::vector<double>(n), {}};
