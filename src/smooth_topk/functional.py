@@ -127,7 +127,7 @@ def _replace_unsafe_rows(loss, safe, scores, labels, recompute) -> torch.Tensor:
     if bool(safe.all()):
         return loss
     rows = (~safe).nonzero().squeeze(1)
-    return loss.index_put((rows,), recompute(scores[rows], labels[rows]).to(loss.dtype))
+    return loss.index_copy(0, rows, recompute(scores[rows], labels[rows]).to(loss.dtype))
 
 
 def _tree_then_log_space(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
@@ -162,17 +162,22 @@ def smooth_topk_svm(
     if scores.shape[0] == 0:
         return _reduce(scores.new_zeros(0), weight, reduction)
     with torch.autocast(scores.device.type, enabled=False):  # computed in the dtype chosen above
-        if cpu_kernel.usable(scores, k):
-            want_grad = torch.is_grad_enabled() and scores.requires_grad
-            loss, safe = cpu_kernel.SmoothTopkCompiled.apply(
-                scores, labels, k, tau, alpha, want_grad
-            )
-            loss = _replace_unsafe_rows(
-                loss, safe, scores, labels, lambda s, y: _portable_loss(s, y, k, tau, alpha)
-            )
-        else:
-            loss = _portable_loss(scores, labels, k, tau, alpha)
-        return _reduce(loss, weight, reduction)
+        return _reduce(_per_row_loss(scores, labels, k, tau, alpha), weight, reduction)
+
+
+# Rows are routed by data-dependent checks and the kernel is an extension call, neither of which
+# torch.compile can trace: under it the loss runs eagerly (and the rest of the model compiles).
+@torch.compiler.disable
+def _per_row_loss(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
+    """Per-row loss: the compiled CPU kernel where it serves, the PyTorch paths elsewhere and
+    for the rows it flags."""
+    if not cpu_kernel.usable(scores, k):
+        return _portable_loss(scores, labels, k, tau, alpha)
+    want_grad = torch.is_grad_enabled() and scores.requires_grad
+    loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, alpha, want_grad)
+    return _replace_unsafe_rows(
+        loss, safe, scores, labels, lambda s, y: _portable_loss(s, y, k, tau, alpha)
+    )
 
 
 def _portable_loss(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
