@@ -283,7 +283,8 @@ void log_sequential_gradient(const double* logs, std::int64_t n, const double* l
 }
 
 // One row: returns false (row left to the caller) for non-finite scores (or a log sigma that is
-// not finite, which finite scores cannot give).  Otherwise writes the loss and, if grad != nullptr, dL/ds without the upstream gradient.
+// not finite, which finite scores cannot give).  Otherwise writes the loss and, if
+// grad != nullptr, dL/ds without the upstream gradient.
 template <typename scalar_t, int K>
 bool row_loss(const scalar_t* s, std::int64_t n, std::int64_t y, double tau, double alpha,
               double limit, Scratch& scratch, double& loss, scalar_t* grad) {
