@@ -2,6 +2,7 @@
 
 import copy
 import itertools
+import math
 import pickle
 import shutil
 
@@ -416,9 +417,9 @@ def test_tree_forward_and_log_esp_keep_to_the_input_device():
     assert log_esp(torch.empty(2, 9, device="meta"), 3).shape == (2, 4)
 
 
-def _loss_and_grad(scores, labels, k, tau, weight):
+def _loss_and_grad(scores, labels, k, tau, weight, alpha=1.0):
     scores = scores.clone().requires_grad_()
-    loss = smooth_topk_svm(scores, labels, k, tau, 1.0, reduction="none")
+    loss = smooth_topk_svm(scores, labels, k, tau, alpha, reduction="none")
     (loss * weight).sum().backward()
     return loss.detach(), scores.grad
 
@@ -545,3 +546,63 @@ def test_works_inside_torch_compile(recwarn):
     torch.testing.assert_close(compiled, eager)
     torch.testing.assert_close(compiled_grad, layer.weight.grad)
     assert not [w for w in recwarn.list if "Dynamo does not know" in str(w.message)]
+
+
+def test_softplus_value_and_gradient_everywhere_including_zero():
+    from smooth_topk.softplus import softplus
+
+    z = torch.tensor([-800.0, -30.0, -1e-300, 0.0, 1e-300, 2.0, 40.0, 800.0], dtype=torch.float64)
+    z.requires_grad_()
+    value = softplus(z)
+    (grad,) = torch.autograd.grad(value.sum(), z)
+    exact = [0.0, 9.357622968839e-14, math.log(2), math.log(2), math.log(2), 2.1269280110429727]
+    assert value[:6].tolist() == pytest.approx(exact, rel=1e-12)
+    assert value[6].item() == 40.0 and value[7].item() == 800.0
+    torch.testing.assert_close(grad, torch.sigmoid(z.detach()))
+
+
+@pytest.mark.usefixtures("implementation")
+def test_tied_scores_with_zero_margin_in_log_space_get_the_exact_gradient():
+    """Ties and alpha = 0 make z exactly 0 on a row that only log space can represent."""
+    scores = torch.tensor([[-36.0, -36.0, 86.0]], dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0])
+    smooth_topk_svm(scores, labels, k=2, tau=0.005, alpha=0.0, reduction="sum").backward()
+    reference = scores.detach().clone().requires_grad_()
+    brute_force_batch(reference, labels, 2, 0.005, 0.0).sum().backward()
+    torch.testing.assert_close(scores.grad, reference.grad)
+    torch.testing.assert_close(scores.grad, torch.tensor([[-0.25, 0.25, 0.0]], dtype=torch.float64))
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_and_pytorch_paths_agree_on_random_configurations():
+    """A seeded sweep over classes, k, tau, alpha, score spread and ties, in float64."""
+    generator = torch.Generator().manual_seed(2018)
+
+    def draw(choices):
+        return choices[int(torch.randint(len(choices), (1,), generator=generator))]
+
+    for _ in range(200):
+        classes = draw([2, 3, 4, 6, 11, 37, 200])
+        k = draw(list(range(1, min(classes - 1, 10) + 1)))
+        tau = 10 ** float(torch.empty(1).uniform_(-3, 1, generator=generator))
+        alpha = draw([0.0, 1.0, 2.5])
+        spread = 10 ** float(torch.empty(1).uniform_(-2, 3, generator=generator))
+        scores = torch.randn(4, classes, generator=generator, dtype=torch.float64) * spread
+        if draw([False, True]):
+            scores[:, 1] = scores[:, 0]  # ties
+        labels = torch.randint(0, classes, (4,), generator=generator)
+        ones = torch.ones(4, dtype=torch.float64)
+        kernel = _loss_and_grad(scores, labels, k, tau, ones, alpha)
+        with cpu_kernel.disabled():
+            portable = _loss_and_grad(scores, labels, k, tau, ones, alpha)
+        case = f"classes={classes} k={k} tau={tau:.3g} alpha={alpha} spread={spread:.3g}"
+        for ours, theirs in zip(kernel, portable, strict=True):
+            # Absolute slack relative to the largest entry: where a gradient entry is a
+            # difference of two near-equal probabilities, the PyTorch paths round it to 0.
+            torch.testing.assert_close(
+                ours,
+                theirs,
+                rtol=1e-9,
+                atol=max(1e-12, 1e-10 * theirs.abs().max().item()),
+                msg=lambda message, case=case: f"{case}: {message}",
+            )
