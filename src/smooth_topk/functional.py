@@ -20,7 +20,8 @@ power-sum path below in one fused pass per row, with the same proof of accuracy,
 it cannot prove by exact sequential products (in log space when needed).  Rows with non-finite
 scores, and every call the kernel does not serve (GPU, k > 10, no compiler), take the PyTorch
 paths.  There,
-k = 1 is tau * cross_entropy((s + alpha [j != y]) / tau, y), exactly, and for k >= 2 each row
+k = 1 is tau * softplus(logsumexp_{j != y}((s_j - s_y + alpha) / tau)), which equals
+tau * cross_entropy((s + alpha [j != y]) / tau, y), and for k >= 2 each row
 takes the first of up to three paths that can prove its accuracy:
 1. k <= 10: float64 power sums with a per-row error bound (`power_sums.py`);
 2. a rescaled linear-space product tree with a hand-written backward (`linear_tree.py`,
@@ -101,14 +102,16 @@ def _reduce(loss: torch.Tensor, weight: torch.Tensor | None, reduction: str) -> 
 
 
 def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: float):
-    """L_{1,tau} = tau * CE((s - max s + alpha [j != y]) / tau, y), exactly: the smooth top-1 SVM
-    is a temperature-scaled cross-entropy with the margin added to the wrong classes.  The shift
-    by the row maximum keeps the differences precise before the division by a small tau."""
+    """L_{1,tau} = tau * softplus(z), z = logsumexp_{j != y}((s_j - s_y + alpha) / tau): the
+    smooth top-1 SVM, which is tau * CE((s + alpha [j != y]) / tau, y).  Written this way, a
+    small loss (the label far ahead) keeps its relative precision, which CE's logsumexp minus
+    the true logit loses to cancellation in float32; the shift by the row maximum keeps the
+    dominant terms' differences exact before the division by a small tau."""
     peak = scores.detach().amax(1, keepdim=True)
-    true_logit = (scores.gather(1, labels[:, None]) - peak) / tau
-    logits = (scores - peak).div_(tau).add_(alpha / tau)  # one buffer, updated in place
-    logits.scatter_(1, labels[:, None], true_logit)
-    return tau * torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    true_logit = (scores.gather(1, labels[:, None]) - peak).squeeze(1) / tau
+    logits = (scores - peak).add_(alpha).div_(tau)  # one buffer, updated in place
+    logits = logits.scatter(1, labels[:, None], float("-inf"))
+    return tau * softplus(torch.logsumexp(logits, 1) - true_logit)
 
 
 def _smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k, tau, alpha):
