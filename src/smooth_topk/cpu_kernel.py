@@ -118,10 +118,10 @@ def usable(scores: torch.Tensor, k: int) -> bool:
 
 
 class SmoothTopkCompiled(torch.autograd.Function):
-    """Per-row loss and a mask of the rows proven accurate.  The gradient is computed with the
-    loss (when `want_grad`) and scaled in place by the upstream gradient in the backward: a
-    fresh buffer there would cost more than the arithmetic.  A second backward through a
-    retained graph recomputes it."""
+    """Per-row loss and a mask of the rows computed (False: non-finite scores, left to the
+    caller).  The gradient is computed with the loss (when `want_grad`) and scaled in place by
+    the upstream gradient in the backward: a fresh buffer there would cost more than the
+    arithmetic.  A second backward through a retained graph recomputes it."""
 
     @staticmethod
     def forward(ctx, scores, labels, k: int, tau: float, alpha: float, want_grad: bool):
