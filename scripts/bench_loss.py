@@ -150,7 +150,8 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor()}"
     )
-    print(f"smooth_topk CPU kernel: {cpu_kernel.status()}")
+    kernel = cpu_kernel.status() if args.device == "cpu" else "not used on CUDA"
+    print(f"smooth_topk CPU kernel: {kernel}")
     print(
         "  dev     B      C  k   tau spread     CE ms    ours ms   ratio  PyTorch-only"
         "  sequential ms"
@@ -164,7 +165,7 @@ def main() -> None:
     meta = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu_kernel": cpu_kernel.status(),
+        "cpu_kernel": kernel,
         "cuda_device": torch.cuda.get_device_name() if args.device == "cuda" else None,
     }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
