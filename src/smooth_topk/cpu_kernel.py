@@ -49,6 +49,13 @@ def _ensure_ninja_on_path() -> None:
     os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def _build_failure_reason(error: Exception) -> str:
+    """The telling line of a failed build's log ("c++: not found", "error: ..."), else its last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    telling = [line for line in lines if "not found" in line or "error:" in line.lower()]
+    return (telling or lines or [type(error).__name__])[0 if telling else -1]
+
+
 @cache
 def load() -> ModuleType | None:
     """The compiled kernel module, or None when it is disabled or cannot be built."""
@@ -76,7 +83,7 @@ def load() -> ModuleType | None:
             verbose=False,
         )
     except Exception as error:  # no compiler, no ninja, a failed build: all mean "not available"
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        reason = _build_failure_reason(error)
         warnings.warn(
             f"smooth_topk: the CPU kernel could not be built ({reason}); using the PyTorch "
             f"implementation (same values, slower). Set {DISABLE_VARIABLE}=1 to skip the build.",
