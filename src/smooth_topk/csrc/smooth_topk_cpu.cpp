@@ -30,7 +30,7 @@
 #include <limits>
 #include <vector>
 #if defined(__SSE__)
-#include <xmmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace {
@@ -102,6 +102,15 @@ class FlushSubnormals {
   unsigned int saved_;
 #endif
 };
+
+// Clears the upper halves of the vector registers before the scalar libm calls.  gcc leaves them
+// dirty after the vectorised loops here, and glibc's code then pays a transition penalty: the
+// three calls per row measured 0.5 us instead of about 15 ns.
+inline void clean_vector_state() {
+#if defined(__AVX__)
+  _mm256_zeroupper();
+#endif
+}
 
 // Per-thread scratch: e (one row) and the prefix products of the sequential path.
 struct Scratch {
@@ -313,6 +322,7 @@ bool row_loss(const scalar_t* s, std::int64_t n, std::int64_t y, double tau, dou
     sequential_products<K>(e, n, sigma, prefix);
     if (!representable(sigma[K]) || !representable(sigma[K - 1])) path = Path::kLogProducts;
   }
+  clean_vector_state();
   double log_ratio;
   if (path == Path::kLogProducts) {
     for (std::int64_t j = 0; j < n; ++j) {  // e is replaced by log e, which cannot underflow
