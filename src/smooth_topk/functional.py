@@ -77,11 +77,12 @@ def _check_inputs(
         raise ValueError(f"labels are on {labels.device} but logits on {logits.device}")
     if k >= classes:
         raise ValueError(f"k must be smaller than the number of classes ({classes}), got {k}")
-    if batch > 0 and bool(((labels < 0) | (labels >= classes)).any()):
-        raise ValueError(
-            f"labels must lie in [0, {classes - 1}], got values in "
-            f"[{int(labels.min())}, {int(labels.max())}]"
-        )
+    if batch > 0:
+        lowest, highest = (int(v) for v in torch.aminmax(labels))  # one pass over the labels
+        if lowest < 0 or highest >= classes:
+            raise ValueError(
+                f"labels must lie in [0, {classes - 1}], got values in [{lowest}, {highest}]"
+            )
     if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != (batch,)):
         shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight)
         raise ValueError(f"weight must be a tensor of shape ({batch},), got {shape}")
