@@ -640,3 +640,11 @@ def test_float32_keeps_relative_precision_on_random_configurations():
         relative = ((loss32.double() - loss64).abs() / loss64.abs().clamp(min=1e-30)).max()
         assert relative <= 1e-4, case
         assert_gradient_close(grad32, grad64)
+
+
+def test_top1_path_keeps_to_the_input_device():
+    from smooth_topk.functional import _smooth_top1
+
+    scores = torch.empty(4, 30, device="meta")
+    labels = torch.zeros(4, dtype=torch.int64, device="meta")
+    assert _smooth_top1(scores, labels, 0.5, 1.0).device.type == "meta"
