@@ -25,10 +25,11 @@ from types import ModuleType
 
 import torch
 
+from smooth_topk.power_sums import TARGET
+
 SOURCE = Path(__file__).with_name("csrc") / "smooth_topk_cpu.cpp"
 DISABLE_VARIABLE = "SMOOTH_TOPK_NO_KERNEL"
 MAX_K = 10  # the largest k the kernel is compiled for
-TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}  # accuracy a power-sum row must prove
 
 # Instruction sets by torch's CPU capability.  The capability is part of the build's name, so a
 # build cache shared by machines of different kinds never hands one a kernel it cannot run.
@@ -124,6 +125,11 @@ def usable(scores: torch.Tensor, k: int) -> bool:
     )
 
 
+def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]:
+    """The kernel on (scores, labels) with settings (k, tau, alpha, target): loss, safe, grad."""
+    return load().forward(scores.detach().contiguous(), labels.contiguous(), *settings, want_grad)
+
+
 class SmoothTopkCompiled(torch.autograd.Function):
     """Per-row loss and a mask of the rows computed (False: non-finite scores, left to the
     caller).  The gradient is computed with the loss (when `want_grad`) and scaled in place by
@@ -133,9 +139,7 @@ class SmoothTopkCompiled(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores, labels, k: int, tau: float, alpha: float, want_grad: bool):
         settings = (k, tau, alpha, TARGET[scores.dtype])
-        loss, safe, grad = load().forward(
-            scores.detach().contiguous(), labels.contiguous(), *settings, want_grad
-        )
+        loss, safe, grad = _run(scores, labels, settings, want_grad)
         ctx.save_for_backward(scores, labels)
         ctx.settings = settings
         ctx.grad = grad if want_grad else None
@@ -148,8 +152,6 @@ class SmoothTopkCompiled(torch.autograd.Function):
         grad, ctx.grad = ctx.grad, None
         if grad is None:
             scores, labels = ctx.saved_tensors
-            grad = load().forward(
-                scores.detach().contiguous(), labels.contiguous(), *ctx.settings, True
-            )[2]
+            grad = _run(scores, labels, ctx.settings, want_grad=True)[2]
         grad.mul_(grad_loss[:, None].to(grad.dtype))
         return grad, None, None, None, None, None

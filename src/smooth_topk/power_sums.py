@@ -18,8 +18,11 @@ e_j sigma_{t-1}(e without j), another subtracting recursion whose error for clas
 about k^2 u A(e_j), with A(x) = sum_i x^i sigmâ_{k-1-i} increasing in x: bounding it at the
 row's largest e bounds it for every class.
 
-A row is accepted only when both bounds promise an error far below the output precision (about
-1e-8 relative for float32 input, 1e-13 for float64); the caller recomputes every other row with
+Summing the n positive terms of each power sum adds a relative error of at most n u in any
+order, which the recursions carry into sigma_t as at most k n u sigmâ_t.  A row is accepted only
+when the bounds, with both error terms, promise an error far below the output precision
+(`TARGET`: 1e-8 relative for float32 input, 1e-13 for float64; the compiled CPU kernel applies
+the same test); the caller recomputes every other row with
 the product tree, which never subtracts.  Accepted rows are as exact as the tree's.  The work
 is in place on two float64 buffers: fresh large allocations would cost more than the arithmetic.
 """
@@ -30,7 +33,7 @@ from smooth_topk.softplus import softplus
 
 MAX_K = 10
 _UNIT_ROUNDOFF = 2.0**-53
-_TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}
+TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}  # relative accuracy a kept row must prove
 
 
 def _newton(power_sums: torch.Tensor) -> torch.Tensor:
@@ -85,7 +88,8 @@ class SmoothTopkPowerSums(torch.autograd.Function):
         a_below = (powers[:, :-1] * reversed_bound[:, 1:]).sum(1)
         leave_one_out = largest * (a_top / sigma[k] + a_below / sigma[k - 1])
         precision = torch.maximum(bound[k] / sigma[k], bound[k - 1] / sigma[k - 1])
-        limit = _TARGET[scores.dtype] / (2 * k * k * _UNIT_ROUNDOFF)
+        classes = scores.shape[1]
+        limit = TARGET[scores.dtype] / ((2 * k * k + k * classes) * _UNIT_ROUNDOFF)
         safe = (sigma[k] > 0) & (sigma[k - 1] > 0) & (precision <= limit)
         safe &= leave_one_out <= limit
 
