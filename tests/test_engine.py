@@ -94,6 +94,8 @@ def test_misspelt_key_fails_naming_it(tmp_path):
         ("dataset.noise.p=1.5", "dataset.noise.p must be in"),
         ("dataset.noise.mode=blocky", "dataset.noise.mode must be one of"),
         ("loss.k=100", "loss.k must be smaller than the number of classes"),
+        ("loss.tau=0", "loss.tau must be a finite number > 0"),
+        ("loss.alpha=-1", "loss.alpha must be a finite number >= 0"),
     ],
 )
 def test_wrong_values_fail_before_any_work(tmp_path, override, message):

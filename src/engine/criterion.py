@@ -22,14 +22,19 @@ def build_criterion(cfg, num_classes: int) -> tuple[nn.Module, Callable]:
     """
     if cfg.name == "ce":
         return CrossEntropy(), lambda logits: torch.softmax(logits.float(), dim=-1)
-    if cfg.k >= num_classes:
+    if cfg.name not in ("smooth_topk_svm", "hard_topk_svm"):
+        raise ValueError(
+            f"loss.name must be one of ce, smooth_topk_svm, hard_topk_svm, got {cfg.name!r}"
+        )
+    if cfg.k >= num_classes:  # the library can check this only against the scores
         raise ValueError(
             f"loss.k must be smaller than the number of classes ({num_classes}), got {cfg.k}"
         )
-    if cfg.name == "smooth_topk_svm":
-        return SmoothTopkSVM(k=cfg.k, tau=cfg.tau, alpha=cfg.alpha), lambda logits: logits.float()
-    if cfg.name == "hard_topk_svm":
-        return HardTopkSVM(k=cfg.k, alpha=cfg.alpha), lambda logits: logits.float()
-    raise ValueError(
-        f"loss.name must be one of ce, smooth_topk_svm, hard_topk_svm, got {cfg.name!r}"
-    )
+    try:  # the library validates k, tau and alpha; its messages get the config's key names
+        if cfg.name == "smooth_topk_svm":
+            criterion = SmoothTopkSVM(k=cfg.k, tau=cfg.tau, alpha=cfg.alpha)
+        else:
+            criterion = HardTopkSVM(k=cfg.k, alpha=cfg.alpha)
+    except ValueError as error:
+        raise ValueError(f"loss.{error}") from None
+    return criterion, lambda logits: logits.float()

@@ -10,6 +10,7 @@ derive from (seed, epoch) alone, the resumed run ends with the same metrics as a
 one.  A finished run is not retrained unless `trainer.force=true` (then into a fresh folder).
 """
 
+import os
 import shutil
 import sys
 import time
@@ -40,17 +41,11 @@ def check_config(cfg: DictConfig) -> None:
     """Fail before any work on values that cannot be right."""
     if "noise" in cfg.dataset:
         check_noise(cfg.dataset.noise.p, cfg.dataset.noise.mode)
-    if cfg.loss.name != "ce" and cfg.loss.k >= cfg.dataset.num_classes:
-        raise ValueError(
-            f"loss.k must be smaller than the number of classes "
-            f"({cfg.dataset.num_classes}), got {cfg.loss.k}"
-        )
+    build_criterion(cfg.loss, cfg.dataset.num_classes)  # raises on a bad loss.name, k, tau, alpha
     if cfg.trainer.epochs < 0:
         raise ValueError(f"trainer.epochs must be >= 0, got {cfg.trainer.epochs}")
     if cfg.trainer.batch_size < 1:
         raise ValueError(f"trainer.batch_size must be >= 1, got {cfg.trainer.batch_size}")
-    if cfg.loss.name == "smooth_topk_svm" and not cfg.loss.tau > 0:
-        raise ValueError(f"loss.tau must be > 0, got {cfg.loss.tau}")
 
 
 def _fresh_folder(run_dir: RunDir) -> RunDir:
@@ -63,8 +58,6 @@ def _fresh_folder(run_dir: RunDir) -> RunDir:
 
 def _configure_torch(cfg: DictConfig) -> None:
     if cfg.trainer.deterministic:
-        import os
-
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
