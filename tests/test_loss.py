@@ -579,29 +579,39 @@ def test_tied_scores_with_zero_margin_in_log_space_get_the_exact_gradient():
     torch.testing.assert_close(scores.grad, torch.tensor([[-0.25, 0.25, 0.0]], dtype=torch.float64))
 
 
-@pytest.mark.usefixtures("compiled_kernel")
-def test_kernel_and_pytorch_paths_agree_on_random_configurations():
-    """A seeded sweep over classes, k, tau, alpha, score spread and ties, in float64."""
-    generator = torch.Generator().manual_seed(2018)
+def random_cases(seed, count, classes, max_k, alphas, log10_spread, batch, dtype):
+    """Seeded random configurations: (description, scores, labels, k, tau, alpha), with tau in
+    [1e-3, 10], score spreads 10 ** log10_spread and, in half the cases, a tie at the top."""
+    generator = torch.Generator().manual_seed(seed)
 
     def draw(choices):
         return choices[int(torch.randint(len(choices), (1,), generator=generator))]
 
-    for _ in range(200):
-        classes = draw([2, 3, 4, 6, 11, 37, 200])
-        k = draw(list(range(1, min(classes - 1, 10) + 1)))
+    for _ in range(count):
+        n = draw(classes)
+        k = draw(list(range(1, min(n - 1, max_k) + 1)))
         tau = 10 ** float(torch.empty(1).uniform_(-3, 1, generator=generator))
-        alpha = draw([0.0, 1.0, 2.5])
-        spread = 10 ** float(torch.empty(1).uniform_(-2, 3, generator=generator))
-        scores = torch.randn(4, classes, generator=generator, dtype=torch.float64) * spread
+        alpha = draw(alphas)
+        spread = 10 ** float(torch.empty(1).uniform_(*log10_spread, generator=generator))
+        scores = torch.randn(batch, n, generator=generator, dtype=dtype) * spread
         if draw([False, True]):
             scores[:, 1] = scores[:, 0]  # ties
-        labels = torch.randint(0, classes, (4,), generator=generator)
-        ones = torch.ones(4, dtype=torch.float64)
+        labels = torch.randint(0, n, (batch,), generator=generator)
+        description = f"classes={n} k={k} tau={tau:.3g} alpha={alpha} spread={spread:.3g}"
+        yield description, scores, labels, k, tau, alpha
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_and_pytorch_paths_agree_on_random_configurations():
+    """A seeded sweep over classes, k, tau, alpha, score spread and ties, in float64."""
+    cases = random_cases(
+        2018, 200, [2, 3, 4, 6, 11, 37, 200], 10, [0.0, 1.0, 2.5], (-2, 3), 4, torch.float64
+    )
+    ones = torch.ones(4, dtype=torch.float64)
+    for case, scores, labels, k, tau, alpha in cases:
         kernel = _loss_and_grad(scores, labels, k, tau, ones, alpha)
         with cpu_kernel.disabled():
             portable = _loss_and_grad(scores, labels, k, tau, ones, alpha)
-        case = f"classes={classes} k={k} tau={tau:.3g} alpha={alpha} spread={spread:.3g}"
         for ours, theirs in zip(kernel, portable, strict=True):
             # Absolute slack relative to the largest entry: where a gradient entry is a
             # difference of two near-equal probabilities, the PyTorch paths round it to 0.
@@ -618,25 +628,13 @@ def test_kernel_and_pytorch_paths_agree_on_random_configurations():
 def test_float32_keeps_relative_precision_on_random_configurations():
     """float32 against float64 on a seeded sweep, including losses far below 1e-5 (the label
     far ahead), where a cancellation would show as a large relative error."""
-    generator = torch.Generator().manual_seed(7)
-
-    def draw(choices):
-        return choices[int(torch.randint(len(choices), (1,), generator=generator))]
-
-    for _ in range(300):
-        classes = draw([2, 3, 5, 12, 100, 1000])
-        k = draw(list(range(1, min(classes - 1, 12) + 1)))
-        tau = 10 ** float(torch.empty(1).uniform_(-3, 1, generator=generator))
-        alpha = draw([0.0, 1.0])
-        spread = 10 ** float(torch.empty(1).uniform_(-1, 4, generator=generator))
-        scores = torch.randn(3, classes, generator=generator) * spread
-        if draw([False, True]):
-            scores[:, 1] = scores[:, 0]
-        labels = torch.randint(0, classes, (3,), generator=generator)
-        ones = torch.ones(3)
+    cases = random_cases(
+        7, 300, [2, 3, 5, 12, 100, 1000], 12, [0.0, 1.0], (-1, 4), 3, torch.float32
+    )
+    ones = torch.ones(3)
+    for case, scores, labels, k, tau, alpha in cases:
         loss32, grad32 = _loss_and_grad(scores, labels, k, tau, ones, alpha)
         loss64, grad64 = _loss_and_grad(scores.double(), labels, k, tau, ones.double(), alpha)
-        case = f"classes={classes} k={k} tau={tau:.3g} alpha={alpha} spread={spread:.3g}"
         relative = ((loss32.double() - loss64).abs() / loss64.abs().clamp(min=1e-30)).max()
         assert relative <= 1e-4, case
         assert_gradient_close(grad32, grad64)
