@@ -114,7 +114,7 @@ def measure(case, device: str, repeats: int, sequential_max_classes: int) -> dic
         "pytorch_only_ms": None,
         "sequential_ms": None,
     }
-    if device == "cpu" and cpu_kernel.load() is not None:
+    if cpu_kernel.usable(scores, k):
         with cpu_kernel.disabled():
             row["pytorch_only_ms"] = median_ms(step, device, max(3, repeats // 5))[0]
     if classes <= sequential_max_classes and (k, tau, spread) == (5, 1.0, 1.0):

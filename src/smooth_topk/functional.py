@@ -16,13 +16,12 @@ where (s_{-y})_[k] is the k-th largest score among the classes other than y.
 
 Evaluation is exact in value and gradient (no switch to the hard loss, no approximate
 backward).  On the CPU with k <= 10, a compiled kernel (`cpu_kernel.py`) evaluates the
-power-sum path below in one fused pass per row, with the same proof of accuracy, and the rows
-it cannot prove by exact sequential products (in log space when needed).  Rows with non-finite
-scores, and every call the kernel does not serve (GPU, k > 10, no compiler), take the PyTorch
-paths.  There,
-k = 1 is tau * softplus(logsumexp_{j != y}((s_j - s_y + alpha) / tau)), which equals
-tau * cross_entropy((s + alpha [j != y]) / tau, y), and for k >= 2 each row
-takes the first of up to three paths that can prove its accuracy:
+power-sum path below in one fused pass per row, with the same proof of accuracy; the rows that
+proof rejects it computes by exact sequential products (in log space when needed).  Rows with
+non-finite scores, and every call the kernel does not serve (GPU, k > 10, no compiler), take
+the PyTorch paths.  There, k = 1 is tau * softplus(logsumexp_{j != y}((s_j - s_y + alpha) / tau)),
+which equals tau * cross_entropy((s + alpha [j != y]) / tau, y), and for k >= 2 each row takes
+the first of up to three paths that can prove its accuracy:
 1. k <= 10: float64 power sums with a per-row error bound (`power_sums.py`);
 2. a rescaled linear-space product tree with a hand-written backward (`linear_tree.py`,
    O(B C k), sums of positive terms only), for the rows the first path rejects and for k > 10;
