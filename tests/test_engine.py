@@ -16,6 +16,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from conftest import compose_config, tiny_overrides
 from engine import fit
 from engine.schedule import learning_rate
+from smooth_topk import cpu_kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {
@@ -114,6 +115,8 @@ def test_dry_run_writes_record_and_labels_only(tmp_path, capsys):
     assert {"run.json", "labels.npz"} <= files and "final.json" not in files
     labels = np.load(tmp_path / "run" / "labels.npz")
     assert set(labels.files) >= {"train_index", "train_clean", "train_noisy", "val_index"}
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["loss_cpu_kernel"] is None  # cross-entropy: the kernel is not asked for
 
 
 def test_same_noise_seed_same_labels_whatever_loss_or_training_seed(tmp_path):
@@ -153,7 +156,8 @@ def test_smoke_run_writes_complete_folder_and_finished_run_is_not_rerun(tmp_path
     record = json.loads((run_dir / "run.json").read_text())
     assert record["seeds"] == {"train": 0, "noise": 0, "split": 1234}
     assert record["dataset"]["official"] is False and record["dataset"]["name"] == "synthetic"
-    assert {"git", "versions", "host", "device", "start_time", "loss_cpu_kernel"} <= set(record)
+    assert {"git", "versions", "host", "device", "start_time"} <= set(record)
+    assert record["loss_cpu_kernel"] == cpu_kernel.status()  # a CPU run of the smooth loss
     best = torch.load(run_dir / "best.pt", weights_only=True)
     assert best["epoch"] == final["best_epoch"]
 

@@ -56,8 +56,11 @@ def run_record(cfg, data_record: dict, device: str) -> dict:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": device,
-        # Which implementation computed the smooth top-k loss (the kernel serves CPU runs only).
-        "loss_cpu_kernel": cpu_kernel.status() if device == "cpu" else None,
+        # Which implementation computed the smooth top-k loss (the kernel serves CPU runs only;
+        # asking builds it, so other losses and devices do not ask).
+        "loss_cpu_kernel": (
+            cpu_kernel.status() if device == "cpu" and cfg.loss.name == "smooth_topk_svm" else None
+        ),
         "seeds": {
             "train": cfg.seed,
             "noise": cfg.dataset.noise.seed if "noise" in cfg.dataset else None,
