@@ -10,26 +10,33 @@ LAUNCHER ?= basic
 DATA ?= data
 EXTRA ?=
 
-.PHONY: setup test lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau tables clean
+.PHONY: setup test check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau tables clean
 
 # The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
 # PyTorch implementation is used.
 setup: $(STAMP)
 	@$(PY) -c "from smooth_topk import cpu_kernel; print('smooth_topk CPU kernel:', cpu_kernel.status())"
 
-# Re-installs only when pyproject.toml changes; torch comes from the local wheel cache when present.
-$(STAMP): pyproject.toml
+# Installs both parts editable: the loss library (smooth-topk/) and the framework (topk_repro).
+# Re-installs only when a pyproject.toml changes; torch comes from the local wheel cache when present.
+$(STAMP): pyproject.toml smooth-topk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e "./smooth-topk[kernel,test]" -e ".[dev]"
 	touch $(STAMP)
 
+# Both test suites: the framework's (tests/) and the loss library's (smooth-topk/tests/).
 test: setup
 	$(PY) -m pytest -q
 
+# The loss distribution as users get it: build the wheel, install it in a fresh virtual
+# environment with torch and nothing of this repository, run the library's tests there (CI).
+check-wheel: setup
+	bash scripts/check_wheel.sh
+
 lint: setup
-	$(VENV)/bin/ruff check src scripts tests
-	$(VENV)/bin/ruff format --check src scripts tests
+	$(VENV)/bin/ruff check src scripts tests smooth-topk
+	$(VENV)/bin/ruff format --check src scripts tests smooth-topk
 
 bench: setup
 	$(PY) scripts/bench_loss.py --out results/bench_loss.json
@@ -57,4 +64,4 @@ tables: setup
 	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache smooth-topk/dist

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.arrays import ArrayDataset, DeviceLoader
-from engine.loaders import build_loader
+from topk_repro.data.arrays import ArrayDataset, DeviceLoader
+from topk_repro.engine.loaders import build_loader
 
 
 def images_per_second(loader, device: str, count: int) -> float:

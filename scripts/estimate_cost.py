@@ -7,7 +7,7 @@ python scripts/estimate_cost.py --runs 12 --epochs 300 --from-runs runs/cifar100
 import argparse
 from pathlib import Path
 
-from sweep import median_epoch_minutes
+from topk_repro.sweep import median_epoch_minutes
 
 
 def main() -> None:

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from results.claims import check_claims  # noqa: E402
-from results.collect import collect_runs, collect_wandb  # noqa: E402
-from results.layout import attach_paper, markdown, pivot_text, row_key, summarise  # noqa: E402
-from results.plot import plot_table  # noqa: E402
+from topk_repro.results.claims import check_claims
+from topk_repro.results.collect import collect_runs, collect_wandb
+from topk_repro.results.layout import attach_paper, markdown, pivot_text, row_key, summarise
+from topk_repro.results.plot import plot_table
 
 SYNTHETIC_BANNER = "NOT OFFICIAL DATA (synthetic or fixture): not a CIFAR-100/ImageNet result"
 

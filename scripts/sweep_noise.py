@@ -6,7 +6,7 @@ python scripts/sweep_noise.py [--noise-mode block|superclass] [--seeds 0,1,2]
 
 import sys
 
-from sweep import launch, parser
+from topk_repro.sweep import launch, parser
 
 NOISE_LEVELS = "0.0,0.2,0.4,0.6,0.8,1.0"
 

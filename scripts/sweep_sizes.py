@@ -5,7 +5,7 @@ python scripts/sweep_sizes.py [--seeds 0] [--launcher ...] [--data DIR] [--dry-r
 
 import sys
 
-from sweep import launch, parser
+from topk_repro.sweep import launch, parser
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ python scripts/sweep_tau.py [--noise 0.0] [--seeds 0] [--launcher ...] [--dry-ru
 
 import sys
 
-from sweep import launch, parser
+from topk_repro.sweep import launch, parser
 
 
 def main() -> int:

@@ -7,8 +7,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-import engine.naming  # noqa: F401  (registers the config resolvers)
-from data.cifar_format import CifarSplit, write_meta, write_split
+import topk_repro.engine.naming  # noqa: F401  (registers the config resolvers)
+from topk_repro.data.cifar_format import CifarSplit, write_meta, write_split
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

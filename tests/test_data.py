@@ -10,13 +10,13 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config, realistic_coarse_map, write_imagefolder_fixture
-from data import build_data, synthetic
-from data.arrays import ArrayDataset, DeviceLoader
-from data.augment import random_crop_flip
-from data.cifar_format import files_identity, read_meta, read_split
-from data.imagenet import scan_folder
-from data.label_noise import apply_label_noise
-from data.splits import balanced_subset, train_val_split
+from topk_repro.data import build_data, synthetic
+from topk_repro.data.arrays import ArrayDataset, DeviceLoader
+from topk_repro.data.augment import random_crop_flip
+from topk_repro.data.cifar_format import files_identity, read_meta, read_split
+from topk_repro.data.imagenet import scan_folder
+from topk_repro.data.label_noise import apply_label_noise
+from topk_repro.data.splits import balanced_subset, train_val_split
 
 
 def cifar_cfg(root, **changes):
@@ -114,7 +114,7 @@ def test_missing_cifar_files_error_says_where_and_how(tmp_path):
 
 def test_official_identity_is_checked_by_checksum(cifar_root, monkeypatch):
     assert files_identity(cifar_root)["official"] is False
-    import data.cifar_format as cifar_format
+    import topk_repro.data.cifar_format as cifar_format
 
     monkeypatch.setattr(cifar_format, "OFFICIAL_MD5", files_identity(cifar_root)["md5"])
     assert cifar_format.files_identity(cifar_root)["official"] is True

@@ -14,9 +14,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from conftest import compose_config, tiny_overrides
-from engine import fit
-from engine.schedule import learning_rate
 from smooth_topk import cpu_kernel
+from topk_repro.engine import fit
+from topk_repro.engine.schedule import learning_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {
@@ -310,10 +310,10 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> Non
     import torch.distributed as dist
     from omegaconf import OmegaConf
 
-    from data.arrays import ArrayDataset
-    from engine.loaders import build_loader
-    from engine.loop import evaluate
-    from models import build_model
+    from topk_repro.data.arrays import ArrayDataset
+    from topk_repro.engine.loaders import build_loader
+    from topk_repro.engine.loop import evaluate
+    from topk_repro.models import build_model
 
     dist.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
@@ -424,7 +424,7 @@ def test_launcher_presets_select_the_hydra_plugin(launcher, target):
 
 @pytest.mark.parametrize("equal_counts", [True, False])
 def test_epoch_sampler_length_matches_its_indices_on_every_rank(equal_counts):
-    from engine.loaders import EpochSampler
+    from topk_repro.engine.loaders import EpochSampler
 
     shares = []
     for rank in range(3):

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from conftest import tiny_overrides
-from results.claims import check_claims
-from results.collect import collect_runs, collect_wandb
+from topk_repro.results.claims import check_claims
+from topk_repro.results.collect import collect_runs, collect_wandb
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data import synthetic
-from data.arrays import ArrayDataset
-from data.bundle import DataBundle
-from data.cifar_format import ensure_files, files_identity, read_split
-from data.label_noise import apply_label_noise, check_noise
-from data.splits import train_val_split
+from topk_repro.data import synthetic
+from topk_repro.data.arrays import ArrayDataset
+from topk_repro.data.bundle import DataBundle
+from topk_repro.data.cifar_format import ensure_files, files_identity, read_split
+from topk_repro.data.label_noise import apply_label_noise, check_noise
+from topk_repro.data.splits import train_val_split
 
 
 def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:

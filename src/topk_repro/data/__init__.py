@@ -2,9 +2,9 @@
 
 from collections.abc import Callable
 
-from data.bundle import DataBundle
-from data.cifar import build_cifar100, build_synthetic
-from data.imagenet import build_imagenet
+from topk_repro.data.bundle import DataBundle
+from topk_repro.data.cifar import build_cifar100, build_synthetic
+from topk_repro.data.imagenet import build_imagenet
 
 BUILDERS: dict[str, Callable[..., DataBundle]] = {
     "cifar100": build_cifar100,

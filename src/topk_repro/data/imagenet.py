@@ -16,9 +16,9 @@ import torch
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
 
-from data.bundle import DataBundle
-from data.cifar_format import atomic_write
-from data.splits import balanced_subset
+from topk_repro.data.bundle import DataBundle
+from topk_repro.data.cifar_format import atomic_write
+from topk_repro.data.splits import balanced_subset
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

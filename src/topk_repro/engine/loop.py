@@ -6,8 +6,8 @@ import math
 import torch
 from tqdm import tqdm
 
-from engine.interrupt import StopFlag
-from engine.metrics import Meter
+from topk_repro.engine.interrupt import StopFlag
+from topk_repro.engine.metrics import Meter
 
 
 class NonFiniteLoss(Exception):

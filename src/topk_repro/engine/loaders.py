@@ -2,8 +2,8 @@
 
 import torch
 
-from data.arrays import ArrayDataset, DeviceLoader
-from data.order import epoch_seed, rank_count, rank_indices
+from topk_repro.data.arrays import ArrayDataset, DeviceLoader
+from topk_repro.data.order import epoch_seed, rank_count, rank_indices
 
 
 class EpochSampler(torch.utils.data.Sampler):

@@ -9,8 +9,8 @@ Both use `augment.random_crop_flip`, and both derive their randomness from (seed
 import numpy as np
 import torch
 
-from data.augment import normalize, random_crop_flip
-from data.order import epoch_seed, rank_count, rank_indices
+from topk_repro.data.augment import normalize, random_crop_flip
+from topk_repro.data.order import epoch_seed, rank_count, rank_indices
 
 
 class ArrayDataset(torch.utils.data.Dataset):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from results.layout import summarise
+from topk_repro.results.layout import summarise
 
 NOISE_EXPERIMENTS = ("cifar100_noise", "demo")
 REDUCED_SIZES = (64, 128, 320, 640)

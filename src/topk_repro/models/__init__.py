@@ -3,8 +3,8 @@
 from torch import nn
 from torchvision.models import resnet18
 
-from models.cifar_small import cifar_small
-from models.densenet import DenseNetBC
+from topk_repro.models.cifar_small import cifar_small
+from topk_repro.models.densenet import DenseNetBC
 
 
 def build_model(cfg, num_classes: int) -> nn.Module:

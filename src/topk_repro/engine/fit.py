@@ -20,21 +20,21 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from data import build_data
-from data.label_noise import check_noise
-from data.order import epoch_seed
-from engine.criterion import build_criterion
-from engine.device import pick_device
-from engine.distributed import Processes, barrier, init_processes
-from engine.interrupt import Interrupted, StopFlag
-from engine.loaders import build_loader
-from engine.logger import build_logger
-from engine.loop import NonFiniteLoss, evaluate, train_epoch
-from engine.record import now, run_record
-from engine.run_dir import RunDir
-from engine.schedule import learning_rate
-from engine.state import TrainState
-from models import build_model
+from topk_repro.data import build_data
+from topk_repro.data.label_noise import check_noise
+from topk_repro.data.order import epoch_seed
+from topk_repro.engine.device import pick_device
+from topk_repro.engine.distributed import Processes, barrier, init_processes
+from topk_repro.engine.interrupt import Interrupted, StopFlag
+from topk_repro.engine.loaders import build_loader
+from topk_repro.engine.logger import build_logger
+from topk_repro.engine.loop import NonFiniteLoss, evaluate, train_epoch
+from topk_repro.engine.record import now, run_record
+from topk_repro.engine.run_dir import RunDir
+from topk_repro.engine.schedule import learning_rate
+from topk_repro.engine.state import TrainState
+from topk_repro.losses import build_criterion
+from topk_repro.models import build_model
 
 
 def check_config(cfg: DictConfig) -> None:

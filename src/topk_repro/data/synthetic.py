@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.cifar_format import FOLDER, CifarSplit, atomic_write, write_meta, write_split
+from topk_repro.data.cifar_format import FOLDER, CifarSplit, atomic_write, write_meta, write_split
 
 NUM_FINE, NUM_COARSE = 100, 20
 MARKER = "SYNTHETIC.json"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build the smooth-topk wheel, install it into a fresh virtual environment that holds torch (the
+# version of .venv, taken from the local pip cache), ninja and pytest, and nothing else of this
+# repository, then run the library's own tests against the installed copy.
+# Usage: bash scripts/check_wheel.sh   (make check-wheel; CI runs it after make test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python=${PYTHON:-.venv/bin/python}
+
+"$python" -m pip wheel -q --no-deps ./smooth-topk -w "$work/dist"
+wheel=$(ls "$work"/dist/smooth_topk-*.whl)
+echo "built $(basename "$wheel")"
+"$python" -m zipfile -l "$wheel" | awk 'NR > 1 {print "  " $1}'
+"$python" -m zipfile -l "$wheel" | grep -q "smooth_topk/csrc/smooth_topk_cpu.cpp"
+if "$python" -m zipfile -l "$wheel" | grep -qE "topk_repro|(^| )(data|engine|models|results)/"; then
+    echo "the wheel holds framework files" >&2
+    exit 1
+fi
+
+torch_version=$("$python" -c "import torch; print(torch.__version__.split('+')[0])")
+python3 -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install -q "torch==$torch_version" "$wheel[kernel,test]"
+cp -r smooth-topk/tests "$work/tests"
+cd "$work"  # away from the checkout: nothing of it can be imported
+"$work/venv/bin/python" - <<'PY'
+import importlib.metadata as metadata
+import smooth_topk
+installed = {d.metadata["Name"] for d in metadata.distributions()}
+assert "topk-repro" not in installed, installed
+print(f"smooth_topk {smooth_topk.__version__} from {smooth_topk.__file__}")
+assert "site-packages" in smooth_topk.__file__, smooth_topk.__file__
+for name in ("topk_repro", "hydra", "omegaconf", "wandb", "pandas"):
+    try:
+        __import__(name)
+    except ImportError:
+        continue
+    raise SystemExit(f"{name} is importable in the wheel's environment")
+PY
+"$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$work/tests" --rootdir "$work"

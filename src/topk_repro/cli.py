@@ -1,0 +1,33 @@
+"""The training command: `python src/train.py ...` or `topk-train ...` (Hydra overrides).
+
+Hydra composes the config from the repository's `configs/`; the engine builds data, model and
+loss, trains, and records everything in the run folder (see README, "The run folder").
+"""
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import topk_repro.engine.naming  # noqa: F401  (registers the run-folder resolvers)
+from topk_repro.engine.fit import run
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
+def _train(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    job_number = hydra_cfg.job.num if hydra_cfg.mode.name == "MULTIRUN" else None
+    run(cfg, Path(hydra_cfg.runtime.output_dir), job_number=job_number)
+
+
+def main() -> None:
+    """Entry point of `topk-train`; it needs the checkout's configs (an editable install)."""
+    if not (CONFIGS / "train.yaml").is_file():
+        raise SystemExit(
+            f"configs not found at {CONFIGS}: topk-train runs from a repository checkout "
+            "installed with `make setup` (pip install -e .)"
+        )
+    _train()

@@ -1,0 +1,1 @@
+"""Training engine: the run folder, the loop, checkpoints, logging."""
