@@ -3,68 +3,26 @@
 import copy
 import itertools
 import math
-import os
 import pickle
-import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from brute_force import brute_force_batch
+from implementations import (  # noqa: F401  (fixtures, used by name)
+    HAS_COMPILER,
+    compiled_kernel,
+    implementation,
+)
 from smooth_topk import HardTopkSVM, SmoothTopkSVM, cpu_kernel
 from smooth_topk.functional import hard_topk_svm, log_esp, smooth_topk_svm
-
-HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
-
-
-@pytest.fixture
-def compiled_kernel():
-    """The compiled CPU kernel; a test needing it fails if a compiler is here but the build
-    does not work, and is skipped where there is no compiler."""
-    if os.environ.get(cpu_kernel.DISABLE_VARIABLE, "") not in ("", "0"):
-        pytest.skip(f"{cpu_kernel.DISABLE_VARIABLE} switches the CPU kernel off")
-    if cpu_kernel.load() is None:
-        if HAS_COMPILER:
-            pytest.fail("a C++ compiler is here but the CPU kernel did not build")
-        pytest.skip("no C++ compiler: the CPU kernel cannot be built")
-
-
-@pytest.fixture(params=["compiled", "portable"])
-def implementation(request):
-    """Run a test through the compiled CPU kernel, then through the PyTorch paths alone."""
-    if request.param == "portable":
-        with cpu_kernel.disabled():
-            yield request.param
-    else:
-        request.getfixturevalue("compiled_kernel")
-        yield request.param
-
-
-def brute_force_loss(scores: torch.Tensor, label: int, k: int, tau: float, alpha: float):
-    """L_{k,tau} by enumerating every k-subset, in float64 (the definition, nothing clever)."""
-    scores = scores.double()
-    all_terms, true_terms = [], []
-    for subset in itertools.combinations(range(scores.shape[0]), k):
-        mean = scores[list(subset)].mean()
-        margin = 0.0 if label in subset else alpha
-        all_terms.append((margin + mean) / tau)
-        if label in subset:
-            true_terms.append(mean / tau)
-    return tau * (
-        torch.logsumexp(torch.stack(all_terms), 0) - torch.logsumexp(torch.stack(true_terms), 0)
-    )
 
 
 def assert_gradient_close(grad32: torch.Tensor, grad64: torch.Tensor) -> None:
     """Within 1e-3 of the largest float64 entry (floored at float32's smallest normal number)."""
     tolerance = max(1e-3 * grad64.abs().max().item(), torch.finfo(torch.float32).tiny)
     assert (grad32.double() - grad64).abs().max().item() <= tolerance
-
-
-def brute_force_batch(scores, labels, k, tau, alpha):
-    return torch.stack(
-        [brute_force_loss(scores[i], int(labels[i]), k, tau, alpha) for i in range(len(labels))]
-    )
 
 
 @pytest.mark.parametrize("n", [5, 9, 12])
@@ -242,7 +200,7 @@ def test_reductions_and_weight():
         smooth_topk_svm(scores, labels, 5, reduction="sum"), per_sample.sum()
     )
     torch.testing.assert_close(smooth_topk_svm(scores, labels, 5), per_sample.mean())
-    weighted = smooth_topk_svm(scores, labels, 5, weight=weight)
+    weighted = smooth_topk_svm(scores, labels, 5, sample_weight=weight)
     torch.testing.assert_close(weighted, (per_sample * weight).mean())
 
 
@@ -290,8 +248,10 @@ def test_bad_inputs_raise():
         smooth_topk_svm(torch.randn(3, 10, 2), labels, k=2)
     with pytest.raises(ValueError, match="logits must be a floating-point"):
         smooth_topk_svm(torch.zeros(3, 10).long(), labels, k=2)
-    with pytest.raises(ValueError, match="weight must be"):
-        smooth_topk_svm(scores, labels, k=2, weight=torch.ones(5))
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        smooth_topk_svm(scores, labels, k=2, sample_weight=torch.ones(5))
+    with pytest.raises(ValueError, match="weight must have shape"):
+        smooth_topk_svm(scores, labels, k=2, weight=torch.ones(3))
     with pytest.raises(ValueError, match="tau must be"):
         SmoothTopkSVM(k=2, tau=0)
 

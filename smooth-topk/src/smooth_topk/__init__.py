@@ -7,7 +7,7 @@ loss = criterion(logits, labels)
 
 __version__ = "0.2.0"
 
-from smooth_topk import functional  # noqa: E402
+from smooth_topk import compat, functional  # noqa: E402
 from smooth_topk.modules import HardTopkSVM, SmoothTopkSVM  # noqa: E402
 
-__all__ = ["SmoothTopkSVM", "HardTopkSVM", "functional", "__version__"]
+__all__ = ["SmoothTopkSVM", "HardTopkSVM", "functional", "compat", "__version__"]

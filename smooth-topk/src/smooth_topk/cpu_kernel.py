@@ -126,8 +126,16 @@ def usable(scores: torch.Tensor, k: int) -> bool:
 
 
 def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]:
-    """The kernel on (scores, labels) with settings (k, tau, alpha, target): loss, safe, grad."""
+    """The kernel on (scores, labels) with settings (k, tau, alpha, target): loss, safe, grad.
+    alpha is a float64 tensor of one margin (for every row) or one per row."""
     return load().forward(scores.detach().contiguous(), labels.contiguous(), *settings, want_grad)
+
+
+def _margins(alpha) -> torch.Tensor:
+    """The kernel's margin argument: a scalar as a 1-element tensor, per-row margins as they are."""
+    if isinstance(alpha, torch.Tensor):
+        return alpha.to(torch.float64).contiguous()
+    return torch.tensor([alpha], dtype=torch.float64)
 
 
 class SmoothTopkCompiled(torch.autograd.Function):
@@ -138,7 +146,7 @@ class SmoothTopkCompiled(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, labels, k: int, tau: float, alpha: float, want_grad: bool):
-        settings = (k, tau, alpha, TARGET[scores.dtype])
+        settings = (k, tau, _margins(alpha), TARGET[scores.dtype])
         loss, safe, grad = _run(scores, labels, settings, want_grad)
         ctx.save_for_backward(scores, labels)
         ctx.settings = settings

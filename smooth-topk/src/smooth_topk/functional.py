@@ -30,78 +30,26 @@ the first of up to three paths that can prove its accuracy:
 float16 / bfloat16 input is computed in float32; float64 stays float64.
 """
 
-import math
-
 import torch
 
 from smooth_topk import cpu_kernel, power_sums
+from smooth_topk.checks import (
+    Margin,
+    as_column,
+    as_rows,
+    check_hyperparameters,
+    check_inputs,
+    reduce,
+    rows_of,
+)
 from smooth_topk.linear_tree import SmoothTopkLinearTree
 from smooth_topk.log_space import log_esp
 from smooth_topk.softplus import softplus
 
 __all__ = ["smooth_topk_svm", "hard_topk_svm", "log_esp"]
 
-REDUCTIONS = ("mean", "sum", "none")
 
-
-def _check_hyperparameters(k: int, tau: float | None, alpha: float, reduction: str) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
-    if tau is not None and not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-
-
-def _check_inputs(
-    logits: torch.Tensor, labels: torch.Tensor, k: int, weight: torch.Tensor | None
-) -> torch.Tensor:
-    """Validate shapes, dtypes and ranges; return the scores in their compute dtype."""
-    if not isinstance(logits, torch.Tensor) or not torch.is_floating_point(logits):
-        raise ValueError("logits must be a floating-point tensor of shape (batch, classes)")
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
-    if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32):
-        dtype = getattr(labels, "dtype", type(labels).__name__)
-        raise ValueError(f"labels must be an int64 (or int32) tensor, got {dtype}")
-    batch, classes = logits.shape
-    if labels.shape != (batch,):
-        raise ValueError(
-            f"labels must have shape ({batch},) to match logits {tuple(logits.shape)}, "
-            f"got {tuple(labels.shape)}"
-        )
-    if labels.device != logits.device:
-        raise ValueError(f"labels are on {labels.device} but logits on {logits.device}")
-    if k >= classes:
-        raise ValueError(f"k must be smaller than the number of classes ({classes}), got {k}")
-    if batch > 0:
-        lowest, highest = (int(v) for v in torch.aminmax(labels))  # one pass over the labels
-        if lowest < 0 or highest >= classes:
-            raise ValueError(
-                f"labels must lie in [0, {classes - 1}], got values in [{lowest}, {highest}]"
-            )
-    if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != (batch,)):
-        shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight)
-        raise ValueError(f"weight must be a tensor of shape ({batch},), got {shape}")
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        return logits.float()
-    return logits
-
-
-def _reduce(loss: torch.Tensor, weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
-    """Apply the per-sample weight, then reduce ("mean" divides by the batch size)."""
-    if weight is not None:
-        loss = loss * weight.to(loss.dtype)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
-
-
-def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: float):
+def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: Margin):
     """L_{1,tau} = tau * softplus(z), z = logsumexp_{j != y}((s_j - s_y + alpha) / tau): the
     smooth top-1 SVM, which is tau * CE((s + alpha [j != y]) / tau, y).  Written this way, a
     small loss (the label far ahead) keeps its relative precision, which CE's logsumexp minus
@@ -109,7 +57,7 @@ def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: 
     dominant terms' differences exact before the division by a small tau."""
     peak = scores.detach().amax(1, keepdim=True)
     true_logit = (scores.gather(1, labels[:, None]) - peak).squeeze(1) / tau
-    logits = (scores - peak).add_(alpha).div_(tau)  # one buffer, updated in place
+    logits = (scores - peak).add_(as_column(alpha, scores.dtype)).div_(tau)  # one buffer
     logits = logits.scatter(1, labels[:, None], float("-inf"))
     return tau * softplus(torch.logsumexp(logits, 1) - true_logit)
 
@@ -120,27 +68,30 @@ def _smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k, tau, a
     peak = masked.detach().amax(1, keepdim=True)
     log_sigma = log_esp((masked - peak) / (k * tau), k)
     true_score = scores.gather(1, labels[:, None]).squeeze(1)
-    z = alpha / tau + log_sigma[:, k] - log_sigma[:, k - 1]
+    z = as_rows(alpha, scores.dtype) / tau + log_sigma[:, k] - log_sigma[:, k - 1]
     z = z + (peak.squeeze(1) - true_score) / (k * tau)
     return tau * softplus(z)
 
 
-def _replace_unsafe_rows(loss, safe, scores, labels, recompute) -> torch.Tensor:
-    """`loss` with the rows not marked safe recomputed by `recompute(scores, labels)`."""
+def _replace_unsafe_rows(loss, safe, scores, labels, alpha: Margin, recompute) -> torch.Tensor:
+    """`loss` with the rows not marked safe recomputed by `recompute(scores, labels, alpha)`
+    on those rows."""
     if bool(safe.all()):
         return loss
     rows = (~safe).nonzero().squeeze(1)
-    return loss.index_copy(0, rows, recompute(scores[rows], labels[rows]).to(loss.dtype))
+    again = recompute(scores[rows], labels[rows], rows_of(alpha, rows))
+    return loss.index_copy(0, rows, again.to(loss.dtype))
 
 
-def _tree_then_log_space(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
+def _tree_then_log_space(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
     loss, safe = SmoothTopkLinearTree.apply(scores, labels, k, tau, alpha)
     return _replace_unsafe_rows(
         loss,
         safe,
         scores,
         labels,
-        lambda s, y: _smooth_topk_log_space(s.double(), y, k, tau, alpha),
+        alpha,
+        lambda s, y, a: _smooth_topk_log_space(s.double(), y, k, tau, a),
     )
 
 
@@ -149,29 +100,35 @@ def smooth_topk_svm(
     labels: torch.Tensor,
     k: int = 5,
     tau: float = 1.0,
-    alpha: float = 1.0,
+    alpha: float | torch.Tensor = 1.0,
     reduction: str = "mean",
+    *,
     weight: torch.Tensor | None = None,
+    sample_weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """The smooth top-k SVM loss L_{k,tau} of (B, C) scores and (B,) labels.
 
-    `weight` (B,) rescales each sample's loss; "mean" then divides by B.  Returns a float32
-    scalar (float64 for float64 input), or (B,) with reduction="none".
+    `alpha` is one margin for all samples or a (B,) tensor of per-sample margins (no gradient
+    flows to it).  `weight` (C,) weighs each class and `sample_weight` (B,) each sample;
+    labels equal to `ignore_index` are left out (see `smooth_topk.checks` for how "mean"
+    divides, as in `torch.nn.CrossEntropyLoss`).  Returns a float32 scalar (float64 for
+    float64 input), or (B,) with reduction="none".
     """
-    _check_hyperparameters(k, tau, alpha, reduction)
-    scores = _check_inputs(logits, labels, k, weight)
-    labels = labels.long()
-    tau, alpha = float(tau), float(alpha)
+    check_hyperparameters(k, tau, alpha, reduction)
+    batch = check_inputs(logits, labels, k, alpha, weight, sample_weight, ignore_index)
+    scores, tau = batch.scores, float(tau)
     if scores.shape[0] == 0:
-        return _reduce(scores.new_zeros(0), weight, reduction)
+        return reduce(scores.new_zeros(0), batch, reduction)
     with torch.autocast(scores.device.type, enabled=False):  # computed in the dtype chosen above
-        return _reduce(_per_row_loss(scores, labels, k, tau, alpha), weight, reduction)
+        loss = _per_row_loss(scores, batch.labels, k, tau, batch.alpha)
+        return reduce(loss, batch, reduction)
 
 
 # Rows are routed by data-dependent checks and the kernel is an extension call, neither of which
 # torch.compile can trace: under it the loss runs eagerly (and the rest of the model compiles).
 @torch.compiler.disable
-def _per_row_loss(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
+def _per_row_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
     """Per-row loss: the compiled CPU kernel where it serves, the PyTorch paths elsewhere and
     for the rows it flags."""
     if not cpu_kernel.usable(scores, k):
@@ -179,11 +136,11 @@ def _per_row_loss(scores, labels, k: int, tau: float, alpha: float) -> torch.Ten
     want_grad = torch.is_grad_enabled() and scores.requires_grad
     loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, alpha, want_grad)
     return _replace_unsafe_rows(
-        loss, safe, scores, labels, lambda s, y: _portable_loss(s, y, k, tau, alpha)
+        loss, safe, scores, labels, alpha, lambda s, y, a: _portable_loss(s, y, k, tau, a)
     )
 
 
-def _portable_loss(scores, labels, k: int, tau: float, alpha: float) -> torch.Tensor:
+def _portable_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
     """Per-row loss with PyTorch operations only (any device)."""
     if k == 1:
         return _smooth_top1(scores, labels, tau, alpha)
@@ -191,7 +148,7 @@ def _portable_loss(scores, labels, k: int, tau: float, alpha: float) -> torch.Te
         return _tree_then_log_space(scores, labels, k, tau, alpha)
     loss, safe = power_sums.SmoothTopkPowerSums.apply(scores, labels, k, tau, alpha)
     return _replace_unsafe_rows(
-        loss, safe, scores, labels, lambda s, y: _tree_then_log_space(s, y, k, tau, alpha)
+        loss, safe, scores, labels, alpha, lambda s, y, a: _tree_then_log_space(s, y, k, tau, a)
     )
 
 
@@ -199,16 +156,21 @@ def hard_topk_svm(
     logits: torch.Tensor,
     labels: torch.Tensor,
     k: int = 5,
-    alpha: float = 1.0,
+    alpha: float | torch.Tensor = 1.0,
     reduction: str = "mean",
+    *,
     weight: torch.Tensor | None = None,
+    sample_weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
 ) -> torch.Tensor:
-    """The hard top-k hinge max(0, alpha + ((s_{-y})_[k] - s_y) / k), the tau -> 0 limit."""
-    _check_hyperparameters(k, None, alpha, reduction)
-    scores = _check_inputs(logits, labels, k, weight)
-    labels = labels.long()
+    """The hard top-k hinge max(0, alpha + ((s_{-y})_[k] - s_y) / k), the tau -> 0 limit.
+    Arguments as in `smooth_topk_svm`."""
+    check_hyperparameters(k, None, alpha, reduction)
+    batch = check_inputs(logits, labels, k, alpha, weight, sample_weight, ignore_index)
+    scores, labels = batch.scores, batch.labels
     masked = scores.scatter(1, labels[:, None], float("-inf"))
     kth_other = masked.topk(k, dim=1).values[:, -1]
     true_score = scores.gather(1, labels[:, None]).squeeze(1)
-    loss = torch.clamp(float(alpha) + (kth_other - true_score) / k, min=0)
-    return _reduce(loss, weight, reduction)
+    margin = as_rows(batch.alpha, scores.dtype)
+    loss = torch.clamp(margin + (kth_other - true_score) / k, min=0)
+    return reduce(loss, batch, reduction)

@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from smooth_topk.checks import as_rows
 from smooth_topk.softplus import softplus
 
 _SAFE_RANGE = {torch.float32: (1e-20, 1e30), torch.float64: (1e-250, 1e250)}
@@ -103,7 +104,7 @@ class SmoothTopkLinearTree(torch.autograd.Function):
         safe = (c_k > tiny) & (c_k < huge) & (c_k1 > tiny) & (c_k1 < huge)
 
         true_score = scores.gather(1, labels[:, None]).squeeze(1)
-        z = alpha / tau + torch.log(c_k / c_k1) - torch.log(scale)
+        z = as_rows(alpha, dtype) / tau + torch.log(c_k / c_k1) - torch.log(scale)
         z = z + (peak - true_score) / (k * tau)
         loss = tau * softplus(z)
 

@@ -358,11 +358,14 @@ bool row_loss(const scalar_t* s, std::int64_t n, std::int64_t y, double tau, dou
 }
 
 template <typename scalar_t, int K>
-void run_rows(const torch::Tensor& scores, const torch::Tensor& labels, double tau, double alpha,
-              double limit, torch::Tensor& loss, torch::Tensor& safe, torch::Tensor* grad) {
+void run_rows(const torch::Tensor& scores, const torch::Tensor& labels, double tau,
+              const torch::Tensor& alpha, double limit, torch::Tensor& loss, torch::Tensor& safe,
+              torch::Tensor* grad) {
   const std::int64_t batch = scores.size(0), n = scores.size(1);
   const scalar_t* s = scores.data_ptr<scalar_t>();
   const std::int64_t* y = labels.data_ptr<std::int64_t>();
+  const double* margin = alpha.data_ptr<double>();
+  const std::int64_t margin_stride = alpha.numel() == 1 ? 0 : 1;  // one margin, or one per row
   scalar_t* loss_out = loss.data_ptr<scalar_t>();
   bool* safe_out = safe.data_ptr<bool>();
   scalar_t* grad_out = grad != nullptr ? grad->data_ptr<scalar_t>() : nullptr;
@@ -374,7 +377,8 @@ void run_rows(const torch::Tensor& scores, const torch::Tensor& labels, double t
       scalar_t* row_grad = grad_out != nullptr ? grad_out + b * n : nullptr;
       double row = 0.0;
       const bool ok =
-          row_loss<scalar_t, K>(s + b * n, n, y[b], tau, alpha, limit, scratch, row, row_grad);
+          row_loss<scalar_t, K>(s + b * n, n, y[b], tau, margin[b * margin_stride], limit,
+                                scratch, row, row_grad);
       loss_out[b] = static_cast<scalar_t>(row);
       safe_out[b] = ok;
       if (!ok && row_grad != nullptr) std::fill(row_grad, row_grad + n, scalar_t(0));
@@ -384,7 +388,7 @@ void run_rows(const torch::Tensor& scores, const torch::Tensor& labels, double t
 
 template <typename scalar_t>
 void dispatch_k(int k, const torch::Tensor& scores, const torch::Tensor& labels, double tau,
-                double alpha, double limit, torch::Tensor& loss, torch::Tensor& safe,
+                const torch::Tensor& alpha, double limit, torch::Tensor& loss, torch::Tensor& safe,
                 torch::Tensor* grad) {
   switch (k) {
 #define SMOOTH_TOPK_CASE(K) \
@@ -408,12 +412,15 @@ void dispatch_k(int k, const torch::Tensor& scores, const torch::Tensor& labels,
 // Returns (loss (B,), safe (B,) bool, grad (B, C) or an undefined tensor).  `target` is the
 // relative accuracy a power-sum row must be proven to meet.
 std::vector<torch::Tensor> forward(const torch::Tensor& scores, const torch::Tensor& labels,
-                                   int64_t k, double tau, double alpha, double target,
-                                   bool want_grad) {
+                                   int64_t k, double tau, const torch::Tensor& alpha,
+                                   double target, bool want_grad) {
   TORCH_CHECK(scores.device().is_cpu() && scores.dim() == 2 && scores.is_contiguous(),
               "scores must be a contiguous 2-d CPU tensor");
   TORCH_CHECK(labels.scalar_type() == torch::kInt64 && labels.is_contiguous(),
               "labels must be contiguous int64");
+  TORCH_CHECK(alpha.scalar_type() == torch::kFloat64 && alpha.is_contiguous() &&
+                  (alpha.numel() == 1 || alpha.numel() == scores.size(0)),
+              "alpha must be a contiguous float64 tensor of 1 or batch elements");
   const double n = static_cast<double>(scores.size(1));
   // Error model: 2 k^2 u from Newton's recursions (power_sums.py) plus k n u from summing n
   // positive terms into each power sum in any order.

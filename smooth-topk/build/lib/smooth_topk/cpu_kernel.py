@@ -1,0 +1,157 @@
+"""The compiled CPU kernel of the loss (`csrc/smooth_topk_cpu.cpp`), built on first use.
+
+For 1 <= k <= 10 the kernel fuses what `power_sums.py` does in a dozen PyTorch operations into
+one vectorised pass per row (plus one more for the gradient, computed together with the loss),
+with the same proof of accuracy.  Rows that proof rejects take exact sequential products in the
+same kernel (no subtraction, slower), in log space when their coefficients leave the float64
+range.  Rows with non-finite scores are flagged and left to the PyTorch paths.
+
+The kernel is optional: it needs a C++ compiler and ninja at first use (torch's JIT extension
+builder caches the result under ~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR).  When it
+cannot be built, a RuntimeWarning says why and every call uses the PyTorch implementation, which
+computes the same values.  Set SMOOTH_TOPK_NO_KERNEL=1 to skip it.
+"""
+
+import logging
+import os
+import platform
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from smooth_topk.power_sums import TARGET
+
+SOURCE = Path(__file__).with_name("csrc") / "smooth_topk_cpu.cpp"
+DISABLE_VARIABLE = "SMOOTH_TOPK_NO_KERNEL"
+MAX_K = 10  # the largest k the kernel is compiled for
+
+# Instruction sets by torch's CPU capability.  The capability is part of the build's name, so a
+# build cache shared by machines of different kinds never hands one a kernel it cannot run.
+_ARCH_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+    "AVX2": ["-mavx2", "-mfma"],
+}
+
+
+def _ensure_ninja_on_path() -> None:
+    """torch's builder runs `ninja` from PATH; a pip-installed ninja may not be on it."""
+    if shutil.which("ninja") is not None:
+        return
+    try:
+        import ninja
+    except ImportError:
+        return
+    os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _build_failure_reason(error: Exception) -> str:
+    """The telling line of a failed build's log ("c++: not found", "error: ..."), else its last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    telling = [line for line in lines if "not found" in line or "error:" in line.lower()]
+    return (telling or lines or [type(error).__name__])[0 if telling else -1]
+
+
+@cache
+def load() -> ModuleType | None:
+    """The compiled kernel module, or None when it is disabled or cannot be built."""
+    if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
+        return None
+    capability = torch.backends.cpu.get_cpu_capability()
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    flags = _ARCH_FLAGS.get(capability, []) if x86 else []
+    try:
+        # Importing the builder on a CUDA build of torch without a GPU logs a warning about
+        # CUDA_HOME that does not concern a CPU kernel.
+        builder_log = logging.getLogger("torch.utils.cpp_extension")
+        level = builder_log.level
+        builder_log.setLevel(logging.ERROR)
+        try:
+            from torch.utils import cpp_extension
+        finally:
+            builder_log.setLevel(level)
+        _ensure_ninja_on_path()
+        return cpp_extension.load(
+            name=f"smooth_topk_cpu_{capability.lower()}",
+            sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-fopenmp", *flags],
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as error:  # no compiler, no ninja, a failed build: all mean "not available"
+        reason = _build_failure_reason(error)
+        warnings.warn(
+            f"smooth_topk: the CPU kernel could not be built ({reason}); using the PyTorch "
+            f"implementation (same values, slower). Set {DISABLE_VARIABLE}=1 to skip the build.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+_switched_off = False
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block every call uses the PyTorch implementation (to compare the two)."""
+    global _switched_off
+    previous, _switched_off = _switched_off, True
+    try:
+        yield
+    finally:
+        _switched_off = previous
+
+
+def status() -> str:
+    """One line for logs and run records: the kernel's file, or that it is not in use."""
+    module = load()
+    return module.__file__ if module is not None else "not available (PyTorch implementation)"
+
+
+def usable(scores: torch.Tensor, k: int) -> bool:
+    """Whether the kernel serves these scores: CPU, float32/float64, k <= MAX_K, and built."""
+    return (
+        not _switched_off
+        and scores.device.type == "cpu"
+        and scores.dtype in TARGET
+        and k <= MAX_K
+        and load() is not None
+    )
+
+
+def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]:
+    """The kernel on (scores, labels) with settings (k, tau, alpha, target): loss, safe, grad."""
+    return load().forward(scores.detach().contiguous(), labels.contiguous(), *settings, want_grad)
+
+
+class SmoothTopkCompiled(torch.autograd.Function):
+    """Per-row loss and a mask of the rows computed (False: non-finite scores, left to the
+    caller).  The gradient is computed with the loss (when `want_grad`) and scaled in place by
+    the upstream gradient in the backward: a fresh buffer there would cost more than the
+    arithmetic.  A second backward through a retained graph recomputes it."""
+
+    @staticmethod
+    def forward(ctx, scores, labels, k: int, tau: float, alpha: float, want_grad: bool):
+        settings = (k, tau, alpha, TARGET[scores.dtype])
+        loss, safe, grad = _run(scores, labels, settings, want_grad)
+        ctx.save_for_backward(scores, labels)
+        ctx.settings = settings
+        ctx.grad = grad if want_grad else None
+        ctx.mark_non_differentiable(safe)
+        return loss, safe
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _grad_safe):
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:
+            scores, labels = ctx.saved_tensors
+            grad = _run(scores, labels, ctx.settings, want_grad=True)[2]
+        grad.mul_(grad_loss[:, None].to(grad.dtype))
+        return grad, None, None, None, None, None
