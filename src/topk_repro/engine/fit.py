@@ -11,16 +11,16 @@ one.  A finished run is not retrained unless `trainer.force=true` (then into a f
 """
 
 import os
-import shutil
 import sys
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from topk_repro.data import build_data
+from topk_repro.data.bundle import DataBundle
 from topk_repro.data.label_noise import check_noise
 from topk_repro.data.order import epoch_seed
 from topk_repro.engine.device import pick_device
@@ -48,12 +48,49 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError(f"trainer.batch_size must be >= 1, got {cfg.trainer.batch_size}")
 
 
-def _fresh_folder(run_dir: RunDir) -> RunDir:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    fresh = RunDir(run_dir.path.with_name(f"{run_dir.path.name}-retrain-{stamp}"))
-    if (run_dir.path / ".hydra").is_dir():
-        shutil.copytree(run_dir.path / ".hydra", fresh.path / ".hydra", dirs_exist_ok=True)
-    return fresh
+@dataclass
+class Training:
+    """Everything one run's epochs and test need, built once by `_prepare`."""
+
+    cfg: DictConfig
+    run_dir: RunDir
+    processes: Processes
+    data: DataBundle
+    model: torch.nn.Module
+    training_model: torch.nn.Module  # the model, wrapped for DDP and torch.compile when asked
+    criterion: torch.nn.Module
+    crop_transform: object
+    optimizer: torch.optim.Optimizer
+    loaders: tuple
+    state: TrainState
+    logger: object
+    options: dict  # device, amp, channels_last: how batches are run
+    progress: bool
+
+
+def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict | None:
+    """Train (or resume) the run whose folder is `run_path`; returns final.json's content."""
+    check_config(cfg)
+    device = pick_device(cfg.trainer.device, job_number=job_number)
+    processes = init_processes(device.type)
+    if processes.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", processes.local_rank)
+    run_dir = RunDir(run_path)
+    if run_dir.status == "finished":
+        if not cfg.trainer.force:
+            print(
+                f"{run_dir.path} is already finished; nothing to do "
+                "(trainer.force=true retrains it into a fresh folder)"
+            )
+            return run_dir.read_json("final.json")
+        run_dir = run_dir.fresh_copy()
+
+    _configure_torch(cfg)
+    training = _prepare(cfg, run_dir, device, processes)
+    if training is None:
+        print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
+        return None
+    return _train_and_test(training)
 
 
 def _configure_torch(cfg: DictConfig) -> None:
@@ -65,24 +102,9 @@ def _configure_torch(cfg: DictConfig) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _progress(cfg: DictConfig, processes: Processes) -> bool:
-    if not processes.is_main:
-        return False
-    if cfg.trainer.progress == "auto":
-        return sys.stderr.isatty()
-    return bool(cfg.trainer.progress)
-
-
-def _line(epoch: int, epochs: int, row: dict) -> str:
-    return (
-        f"epoch {epoch}/{epochs}  loss {row['train/loss']:.4f}  "
-        f"val top1 {row['val/top1']:.2f}  top5 {row['val/top5']:.2f}  "
-        f"lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s"
-    )
-
-
-def _build(cfg: DictConfig, device: torch.device):
-    """Data, model, loss (with its test-crop averaging) and optimizer, in that order."""
+def _prepare(cfg: DictConfig, run_dir: RunDir, device, processes: Processes) -> Training | None:
+    """Build data, model, loss and optimizer, record the run, restore its last checkpoint, and
+    wrap the model; None for a dry run (trainer.epochs=0), which stops after the record."""
     torch.manual_seed(cfg.seed)
     data = build_data(cfg.dataset)
     model = build_model(cfg.model, data.num_classes).to(device)
@@ -96,7 +118,47 @@ def _build(cfg: DictConfig, device: torch.device):
         nesterov=cfg.optim.nesterov,
         weight_decay=cfg.optim.weight_decay,
     )
-    return data, model, criterion, crop_transform, optimizer
+    checkpoint = run_dir.load_checkpoint("last.pt", map_location=device)
+    if processes.is_main:
+        _record(run_dir, cfg, data, model, device, resuming=checkpoint is not None)
+    if cfg.trainer.epochs == 0:
+        return None
+
+    state = TrainState()
+    if checkpoint is not None:
+        state = TrainState.restore(checkpoint, model, optimizer)
+        print(f"resuming from epoch {state.epoch} (last.pt)")
+    if processes.is_main:
+        run_dir.keep_metrics_until(state.epoch)
+
+    training_model = model
+    if processes.world_size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.trainer.compile:
+        training_model = torch.compile(training_model)
+    logger = build_logger(cfg, run_dir.path, state.wandb_id, processes.is_main)
+    state.wandb_id = logger.run_id
+    return Training(
+        cfg=cfg,
+        run_dir=run_dir,
+        processes=processes,
+        data=data,
+        model=model,
+        training_model=training_model,
+        criterion=criterion,
+        crop_transform=crop_transform,
+        optimizer=optimizer,
+        loaders=_loaders(cfg, data, device, processes),
+        state=state,
+        logger=logger,
+        options={
+            "device": device,
+            "amp": cfg.trainer.amp,
+            "channels_last": cfg.trainer.channels_last,
+        },
+        progress=_progress(cfg, processes),
+    )
 
 
 def _record(run_dir: RunDir, cfg: DictConfig, data, model, device, resuming: bool) -> None:
@@ -116,189 +178,187 @@ def _record(run_dir: RunDir, cfg: DictConfig, data, model, device, resuming: boo
     )
 
 
-def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes):
+def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes) -> tuple:
     """Train, validation and test loaders (ten-crop test items need the standard path)."""
-
-    def loader(dataset, train: bool, batch_size: int, kind: str = cfg.dataset.loader):
-        return build_loader(
-            dataset,
-            train=train,
-            batch_size=batch_size,
-            loader=kind,
-            num_workers=cfg.dataset.num_workers,
-            device=device,
-            seed=cfg.seed,
-            rank=processes.rank,
-            world_size=processes.world_size,
-        )
-
+    common = {
+        "num_workers": cfg.dataset.num_workers,
+        "device": device,
+        "seed": cfg.seed,
+        "rank": processes.rank,
+        "world_size": processes.world_size,
+    }
     test_kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
     test_batch = max(1, cfg.trainer.eval_batch_size // data.test_crops)
+    kind, batch, eval_batch = (
+        cfg.dataset.loader,
+        cfg.trainer.batch_size,
+        cfg.trainer.eval_batch_size,
+    )
     return (
-        loader(data.train, True, cfg.trainer.batch_size),
-        loader(data.val, False, cfg.trainer.eval_batch_size),
-        loader(data.test, False, test_batch, kind=test_kind),
+        build_loader(data.train, train=True, batch_size=batch, loader=kind, **common),
+        build_loader(data.val, train=False, batch_size=eval_batch, loader=kind, **common),
+        build_loader(data.test, train=False, batch_size=test_batch, loader=test_kind, **common),
     )
 
 
-def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict | None:
-    """Train (or resume) the run whose folder is `run_path`; returns final.json's content."""
-    check_config(cfg)
-    device = pick_device(cfg.trainer.device, job_number=job_number)
-    processes = init_processes(device.type)
-    if processes.world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", processes.local_rank)
-    run_dir = RunDir(run_path)
-    if run_dir.status == "finished":
-        if not cfg.trainer.force:
-            print(
-                f"{run_dir.path} is already finished; nothing to do "
-                "(trainer.force=true retrains it into a fresh folder)"
-            )
-            return run_dir.read_json("final.json")
-        run_dir = _fresh_folder(run_dir)
+def _progress(cfg: DictConfig, processes: Processes) -> bool:
+    if not processes.is_main:
+        return False
+    if cfg.trainer.progress == "auto":
+        return sys.stderr.isatty()
+    return bool(cfg.trainer.progress)
 
-    _configure_torch(cfg)
-    data, model, criterion, crop_transform, optimizer = _build(cfg, device)
-    checkpoint = run_dir.load_checkpoint("last.pt", map_location=device)
-    if processes.is_main:
-        _record(run_dir, cfg, data, model, device, resuming=checkpoint is not None)
-    if cfg.trainer.epochs == 0:
-        print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
-        return None
 
-    state = TrainState()
-    if checkpoint is not None:
-        state = TrainState.restore(checkpoint, model, optimizer)
-        if processes.is_main:
-            run_dir.keep_metrics_until(state.epoch)
-            print(f"resuming from epoch {state.epoch} (last.pt)")
-
-    training_model = model
-    if processes.world_size > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if cfg.trainer.compile:
-        training_model = torch.compile(training_model)
-    train_loader, val_loader, test_loader = _loaders(cfg, data, device, processes)
-    progress = _progress(cfg, processes)
-    options = {"device": device, "amp": cfg.trainer.amp, "channels_last": cfg.trainer.channels_last}
-    logger = build_logger(cfg, run_dir.path, state.wandb_id, processes.is_main)
-    state.wandb_id = logger.run_id
-    final = {"status": "running", "epochs_completed": state.epoch}
+def _train_and_test(training: Training) -> dict:
+    """The epochs, then the test of the last and the best model; final.json records how it
+    ended (finished, interrupted, failed) whatever happens."""
     exit_code = 0
-
-    def save_final(status: str, **extra) -> None:
-        final.update(
-            status=status,
-            epochs_completed=state.epoch,
-            best_epoch=state.best["epoch"],
-            train_time_s=state.train_time_s,
-            **extra,
-        )
-        final.update(
-            {"best_val/top1": state.best["val/top1"], "best_val/top5": state.best["val/top5"]}
-        )
-        if processes.is_main:
-            run_dir.write_json("final.json", final)
-
     try:
         with StopFlag() as stop:
-            for epoch in range(state.epoch + 1, cfg.trainer.epochs + 1):
-                lr = learning_rate(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                torch.manual_seed(epoch_seed(cfg.seed, epoch))
-                train_loader.set_epoch(epoch)
-                started = time.perf_counter()
-                row = train_epoch(
-                    training_model,
-                    train_loader,
-                    criterion,
-                    optimizer,
-                    epoch=epoch,
-                    stop=stop,
-                    progress=progress,
-                    **options,
-                )
-                seconds = time.perf_counter() - started
-                row.update(
-                    evaluate(model, val_loader, criterion, prefix="val", stop=stop, **options)
-                )
-                state.train_time_s += time.perf_counter() - started
-                state.epoch = epoch
-                row.update(
-                    epoch=epoch, lr=lr, epoch_time_s=seconds, images_per_s=len(data.train) / seconds
-                )
-                if state.improves(row):
-                    state.best = {
-                        "epoch": epoch,
-                        "val/top1": row["val/top1"],
-                        "val/top5": row["val/top5"],
-                    }
-                    if processes.is_main:
-                        run_dir.save_checkpoint(
-                            "best.pt", {"model": model.state_dict(), "epoch": epoch}
-                        )
-                if processes.is_main:
-                    run_dir.append_metrics(row)
-                    run_dir.save_checkpoint("last.pt", state.checkpoint(model, optimizer))
-                    print(_line(epoch, cfg.trainer.epochs, row), flush=True)
-                logger.log(row, epoch)
-                barrier()
-
-            def test_metrics() -> dict:
-                return evaluate(
-                    model,
-                    test_loader,
-                    criterion,
-                    prefix="test",
-                    stop=stop,
-                    crop_transform=crop_transform,
-                    **options,
-                )
-
-            last_test = test_metrics()  # the last epoch's model, then the best-top-5 one
-            best_state = run_dir.load_checkpoint("best.pt", map_location=device)
-            if best_state is not None:
-                model.load_state_dict(best_state["model"])
-            best_test = test_metrics()
-        results = {
-            "test/top1": best_test["test/top1"],
-            "test/top5": best_test["test/top5"],
-            "last/test/top1": last_test["test/top1"],
-            "last/test/top5": last_test["test/top5"],
-        }
-        save_final("finished", end_time=now(), **results)
-        # W&B's summary would keep the last epoch's values; keep the best-validation epoch's.
-        numbers = {k: v for k, v in final.items() if isinstance(v, (int, float))}
-        logger.summary(
-            {**numbers, "val/top1": state.best["val/top1"], "val/top5": state.best["val/top5"]}
-        )
-        if processes.is_main:
-            print(
-                f"finished: best epoch {state.best['epoch']}, "
-                f"val top5 {state.best['val/top5']:.2f}, "
-                f"test top1 {results['test/top1']:.2f}, top5 {results['test/top5']:.2f}"
-            )
+            _train_epochs(training, stop)
+            results = _test(training, stop)
+        final = _save_final(training, "finished", end_time=now(), **results)
+        _summarise(training, final)
         return final
     except Interrupted as stopped:
         exit_code = 143 if str(stopped) == "SIGTERM" else 130
-        save_final("interrupted", reason=f"{stopped} received", end_time=now())
+        _save_final(training, "interrupted", reason=f"{stopped} received", end_time=now())
         print(
-            f"interrupted by {stopped}: last.pt holds epoch {state.epoch}; "
+            f"interrupted by {stopped}: last.pt holds epoch {training.state.epoch}; "
             "run the same command again to resume",
             file=sys.stderr,
         )
         raise SystemExit(exit_code) from None
     except NonFiniteLoss as failure:
         exit_code = 1
-        save_final("failed", reason=str(failure), end_time=now())
+        _save_final(training, "failed", reason=str(failure), end_time=now())
         print(f"failed: {failure}; last.pt keeps the last good epoch", file=sys.stderr)
         raise SystemExit(1) from None
     except BaseException as error:
         exit_code = 1
-        save_final("failed", reason=f"{type(error).__name__}: {error}", end_time=now())
+        _save_final(training, "failed", reason=f"{type(error).__name__}: {error}", end_time=now())
         raise
     finally:
-        logger.finish(exit_code)
+        training.logger.finish(exit_code)
+
+
+def _train_epochs(training: Training, stop: StopFlag) -> None:
+    """Epochs state.epoch + 1 .. trainer.epochs, each recorded and checkpointed when done."""
+    cfg, state, main = training.cfg, training.state, training.processes.is_main
+    train_loader, val_loader, _ = training.loaders
+    for epoch in range(state.epoch + 1, cfg.trainer.epochs + 1):
+        lr = learning_rate(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
+        for group in training.optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(epoch_seed(cfg.seed, epoch))
+        train_loader.set_epoch(epoch)
+        started = time.perf_counter()
+        row = train_epoch(
+            training.training_model,
+            train_loader,
+            training.criterion,
+            training.optimizer,
+            epoch=epoch,
+            stop=stop,
+            progress=training.progress,
+            **training.options,
+        )
+        seconds = time.perf_counter() - started
+        row.update(
+            evaluate(
+                training.model,
+                val_loader,
+                training.criterion,
+                prefix="val",
+                stop=stop,
+                **training.options,
+            )
+        )
+        state.train_time_s += time.perf_counter() - started
+        state.epoch = epoch
+        row.update(
+            epoch=epoch,
+            lr=lr,
+            epoch_time_s=seconds,
+            images_per_s=len(training.data.train) / seconds,
+        )
+        if state.improves(row):
+            state.best = {"epoch": epoch, "val/top1": row["val/top1"], "val/top5": row["val/top5"]}
+            if main:
+                checkpoint = {"model": training.model.state_dict(), "epoch": epoch}
+                training.run_dir.save_checkpoint("best.pt", checkpoint)
+        if main:
+            training.run_dir.append_metrics(row)
+            training.run_dir.save_checkpoint(
+                "last.pt", state.checkpoint(training.model, training.optimizer)
+            )
+            print(_line(epoch, cfg.trainer.epochs, row), flush=True)
+        training.logger.log(row, epoch)
+        barrier()
+
+
+def _line(epoch: int, epochs: int, row: dict) -> str:
+    return (
+        f"epoch {epoch}/{epochs}  loss {row['train/loss']:.4f}  "
+        f"val top1 {row['val/top1']:.2f}  top5 {row['val/top5']:.2f}  "
+        f"lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s"
+    )
+
+
+def _test(training: Training, stop: StopFlag) -> dict:
+    """Test accuracy of the last epoch's model, then of the best-validation-top-5 one."""
+
+    def test_metrics() -> dict:
+        return evaluate(
+            training.model,
+            training.loaders[2],
+            training.criterion,
+            prefix="test",
+            stop=stop,
+            crop_transform=training.crop_transform,
+            **training.options,
+        )
+
+    last = test_metrics()
+    best_state = training.run_dir.load_checkpoint(
+        "best.pt", map_location=training.options["device"]
+    )
+    if best_state is not None:
+        training.model.load_state_dict(best_state["model"])
+    best = test_metrics()
+    return {
+        "test/top1": best["test/top1"],
+        "test/top5": best["test/top5"],
+        "last/test/top1": last["test/top1"],
+        "last/test/top5": last["test/top5"],
+    }
+
+
+def _save_final(training: Training, status: str, **extra) -> dict:
+    """final.json: how the run ended, its progress, the best validation epoch and `extra`."""
+    state = training.state
+    final = {
+        "status": status,
+        "epochs_completed": state.epoch,
+        "best_epoch": state.best["epoch"],
+        "train_time_s": state.train_time_s,
+        "best_val/top1": state.best["val/top1"],
+        "best_val/top5": state.best["val/top5"],
+        **extra,
+    }
+    if training.processes.is_main:
+        training.run_dir.write_json("final.json", final)
+    return final
+
+
+def _summarise(training: Training, final: dict) -> None:
+    """W&B's summary and the closing line.  W&B would keep the last epoch's values; the summary
+    holds the best-validation epoch's."""
+    best = training.state.best
+    numbers = {k: v for k, v in final.items() if isinstance(v, (int, float))}
+    training.logger.summary({**numbers, "val/top1": best["val/top1"], "val/top5": best["val/top5"]})
+    if training.processes.is_main:
+        print(
+            f"finished: best epoch {best['epoch']}, val top5 {best['val/top5']:.2f}, "
+            f"test top1 {final['test/top1']:.2f}, top5 {final['test/top5']:.2f}"
+        )

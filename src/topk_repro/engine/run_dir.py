@@ -2,7 +2,9 @@
 
 import json
 import os
+import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,14 @@ class RunDir:
 
     def append_metrics(self, row: dict) -> None:
         self._write_metrics([*self.metrics(), row])
+
+    def fresh_copy(self) -> "RunDir":
+        """A new sibling folder `<name>-retrain-<time>` holding a copy of Hydra's .hydra/."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        fresh = RunDir(self.path.with_name(f"{self.path.name}-retrain-{stamp}"))
+        if (self.path / ".hydra").is_dir():
+            shutil.copytree(self.path / ".hydra", fresh.path / ".hydra", dirs_exist_ok=True)
+        return fresh
 
     @property
     def status(self) -> str | None:
