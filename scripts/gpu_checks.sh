@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 out="${1:-${OUT:-results/gpu}}"
 mkdir -p "$out"
 python=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src:$PWD/smooth-topk/src${PYTHONPATH:+:$PYTHONPATH}"
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-$python -m pytest -q tests/test_loss.py -k cuda 2>&1 | tee "$out/cuda_tests.log"
+$python -m pytest -q smooth-topk/tests -k cuda 2>&1 | tee "$out/cuda_tests.log"
 $python scripts/bench_loss.py --device cuda --out "$out/bench_loss_cuda.json" 2>&1 \
     | tee "$out/bench_loss_cuda.log"
 $python scripts/bench_data.py --device cuda --images 50000 --batch-size 64 \

@@ -1,6 +1,7 @@
 """Sweeps, tables, plots and the paper's claims."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import yaml
 from conftest import tiny_overrides
 from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
+from topk_repro.results.layout import attach_paper, pivot_text, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,11 +46,12 @@ def test_tiny_sweep_then_tables_then_rerun_skips_finished(tmp_path):
     subprocess.run(sweep, check=True, capture_output=True, cwd=ROOT)
     runs_dir = tmp_path / "runs"
     folders = sorted(p.name for p in (runs_dir / "mini").iterdir() if p.is_dir())
-    assert folders == [
-        "ce-p0.0-block-n400-s0",
+    # <readable name>-<digest of the run's identity>
+    assert [re.sub(r"-[0-9a-f]{10}$", "", name) for name in folders] == [
+        "ce-p0-block-n400-s0",
         "ce-p0.4-block-n400-s0",
-        "svm-k5-tau1.0-a1.0-p0.0-block-n400-s0",
-        "svm-k5-tau1.0-a1.0-p0.4-block-n400-s0",
+        "svm-k5-tau1-a1-p0-block-n400-s0",
+        "svm-k5-tau1-a1-p0.4-block-n400-s0",
     ]
 
     out = tmp_path / "tables"
@@ -82,16 +85,23 @@ def fake_run(
     per_class=None,
     seed: int = 0,
     official: bool = True,
-) -> None:
+    tau: float | None = None,
+    name: str | None = None,
+) -> Path:
     """A hand-made finished run folder with exactly the files the table builder reads."""
-    folder = runs_dir / experiment / f"{loss}-{p}-{per_class}-{seed}"
+    folder = runs_dir / experiment / (name or f"{loss}-{p}-{per_class}-{seed}-{tau}")
     folder.mkdir(parents=True)
+    if tau is None:
+        tau = 1.0 if experiment != "imagenet_subsets" else 0.1
+    loss_config = (
+        {"name": loss, "k": 5, "tau": tau} if loss == "smooth_topk_svm" else {"name": loss}
+    )
+    if loss == "hard_topk_svm":
+        loss_config["k"] = 5
     config = {
         "experiment_name": experiment,
         "seed": seed,
-        "loss": {"name": loss, "k": 5, "tau": 1.0 if experiment != "imagenet_subsets" else 0.1}
-        if loss != "ce"
-        else {"name": "ce"},
+        "loss": loss_config,
         "dataset": {"noise": {"p": p}, "train_per_class": per_class},
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
@@ -99,6 +109,7 @@ def fake_run(
     (folder / "final.json").write_text(
         json.dumps({"status": "finished", "test/top1": top1, "test/top5": top5})
     )
+    return folder
 
 
 def test_claims_on_hand_made_runs(tmp_path):
@@ -123,7 +134,7 @@ def test_claims_on_hand_made_runs(tmp_path):
     assert len(statuses) == 5
 
     # Now break one: CE wins at p = 0.2 on top-5.
-    (tmp_path / "cifar100_noise" / "smooth_topk_svm-0.2-None-0" / "final.json").write_text(
+    (tmp_path / "cifar100_noise" / "smooth_topk_svm-0.2-None-0-None" / "final.json").write_text(
         json.dumps({"status": "finished", "test/top1": 62, "test/top5": 80})
     )
     claims = check_claims(collect_runs(tmp_path))
@@ -215,3 +226,49 @@ def test_estimate_cost_measures_the_epoch_time_from_run_folders(tmp_path):
         "estimate_cost.py", "--runs", "12", "--epochs", "300", "--from-runs", str(tmp_path)
     )
     assert "12 runs x 300 epochs x 1.00 min = 60.0 GPU-hours" in out
+
+
+def test_a_repeated_seed_counts_once_and_unreadable_runs_are_skipped(tmp_path):
+    runs_dir = tmp_path / "runs"
+    fake_run(runs_dir, "cifar100_noise", "ce", 60.0, 80.0, p=0.2, seed=0)
+    fake_run(runs_dir, "cifar100_noise", "ce", 62.0, 82.0, p=0.2, seed=1)
+    # A trainer.force copy of seed 1 (same identity): the latest copy stands for seed 1.
+    copy = fake_run(runs_dir, "cifar100_noise", "ce", 64.0, 84.0, p=0.2, seed=1, name="copy")
+    final = json.loads((copy / "final.json").read_text())
+    (copy / "final.json").write_text(json.dumps({**final, "end_time": "2030-01-01T00:00:00"}))
+    broken = fake_run(runs_dir, "cifar100_noise", "ce", 0.0, 0.0, p=0.2, seed=2, name="broken")
+    (broken / "final.json").write_text('{"status": "fini')
+    with pytest.warns(UserWarning, match="broken: final.json is unreadable"):
+        runs = collect_runs(runs_dir)
+    table = summarise(runs, "cifar100_noise")
+    top1 = table[table["metric"] == "test/top1"].iloc[0]
+    assert top1["seeds"] == 2 and top1["mean"] == 62.0  # seeds 0 (60) and 1 (latest: 64)
+
+
+def test_tau_study_table_has_one_cell_per_configuration(tmp_path):
+    runs_dir = tmp_path / "runs"
+    values = {}
+    for p in (0.0, 0.4):
+        for tau in (0.1, 1.0):
+            top1 = 10 * tau + 100 * p
+            values[(p, tau)] = top1
+            fake_run(runs_dir, "cifar100_tau", "smooth_topk_svm", top1, top1 + 1, p=p, tau=tau)
+        fake_run(runs_dir, "cifar100_tau", "hard_topk_svm", 5.0 + p, 6.0, p=p)
+    table = summarise(collect_runs(runs_dir), "cifar100_tau")
+    assert set(table["row"].astype(str)) == {"0.1", "1.0", "hard"}
+    assert set(table["loss"]) == {
+        "SVM k=5 dataset.noise.p=0.0",
+        "SVM k=5 dataset.noise.p=0.4",
+        "hard top-5 dataset.noise.p=0.0",
+        "hard top-5 dataset.noise.p=0.4",
+    }
+    top1 = table[table["metric"] == "test/top1"]
+    assert (top1["seeds"] == 1).all()  # nothing averaged across noise levels
+    for (p, tau), value in values.items():
+        cell = top1[(top1["row"] == tau) & (top1["loss"] == f"SVM k=5 dataset.noise.p={p}")]
+        assert cell["mean"].tolist() == [value]
+    hard = top1[top1["row"] == "hard"].set_index("loss")["mean"].to_dict()
+    assert hard == {"hard top-5 dataset.noise.p=0.0": 5.0, "hard top-5 dataset.noise.p=0.4": 5.4}
+    pivot = pivot_text(attach_paper(table, None))
+    # 2 tau rows x 2 noise columns x 2 metrics of SVM cells, and the hard row's 2 x 2
+    assert pivot.notna().sum().sum() == 2 * 2 * 2 + 2 * 2

@@ -25,6 +25,7 @@ from topk_repro.data.label_noise import check_noise
 from topk_repro.data.order import epoch_seed
 from topk_repro.engine.device import pick_device
 from topk_repro.engine.distributed import Processes, barrier, init_processes
+from topk_repro.engine.identity import check_folder_identity, run_identity
 from topk_repro.engine.interrupt import Interrupted, StopFlag
 from topk_repro.engine.loaders import build_loader
 from topk_repro.engine.logger import build_logger
@@ -76,6 +77,8 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
     if processes.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", processes.local_rank)
     run_dir = RunDir(run_path)
+    identity = run_identity(cfg)
+    check_folder_identity(run_dir.path, run_dir.read_json("run.json"), identity)
     if run_dir.status == "finished":
         if not cfg.trainer.force:
             print(
@@ -86,7 +89,7 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         run_dir = run_dir.fresh_copy()
 
     _configure_torch(cfg)
-    training = _prepare(cfg, run_dir, device, processes)
+    training = _prepare(cfg, identity, run_dir, device, processes)
     if training is None:
         print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
         return None
@@ -102,7 +105,9 @@ def _configure_torch(cfg: DictConfig) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _prepare(cfg: DictConfig, run_dir: RunDir, device, processes: Processes) -> Training | None:
+def _prepare(
+    cfg: DictConfig, identity: dict, run_dir: RunDir, device, processes: Processes
+) -> Training | None:
     """Build data, model, loss and optimizer, record the run, restore its last checkpoint, and
     wrap the model; None for a dry run (trainer.epochs=0), which stops after the record."""
     torch.manual_seed(cfg.seed)
@@ -120,7 +125,7 @@ def _prepare(cfg: DictConfig, run_dir: RunDir, device, processes: Processes) -> 
     )
     checkpoint = run_dir.load_checkpoint("last.pt", map_location=device)
     if processes.is_main:
-        _record(run_dir, cfg, data, model, device, resuming=checkpoint is not None)
+        _record(run_dir, cfg, identity, data, model, device, resuming=checkpoint is not None)
     if cfg.trainer.epochs == 0:
         return None
 
@@ -161,12 +166,15 @@ def _prepare(cfg: DictConfig, run_dir: RunDir, device, processes: Processes) -> 
     )
 
 
-def _record(run_dir: RunDir, cfg: DictConfig, data, model, device, resuming: bool) -> None:
+def _record(
+    run_dir: RunDir, cfg: DictConfig, identity: dict, data, model, device, resuming: bool
+) -> None:
     """Write run.json (new, or with the resume time added), labels.npz and config.yaml."""
     parameters = sum(p.numel() for p in model.parameters())
     record = run_dir.read_json("run.json")
     if not resuming or record is None:
-        record = {**run_record(cfg, data.record, str(device)), "parameters": parameters}
+        record = run_record(cfg, identity, data.record, str(device))
+        record["parameters"] = parameters
         run_dir.save_labels(data.labels)
     else:
         record.setdefault("resumed", []).append(now())

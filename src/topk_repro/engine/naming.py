@@ -1,21 +1,45 @@
-"""OmegaConf resolvers used by the configs to name run folders (registered once, on import)."""
+"""OmegaConf resolvers used by the configs to name run folders (registered once, on import).
+
+A run folder is `<runs_dir>/<experiment_name>/<run_name>-<identity digest>`: the readable name
+says what a person looks for, the digest (engine/identity.py) makes two runs that differ in any
+setting land in two folders, so a sweep over any key never returns another run's results.
+"""
 
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from topk_repro.engine.identity import identity_digest, run_identity
+
+
+def number(value) -> str:
+    """A number as run names show it, the same for 0 and 0.0 (`${num:...}`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return format(float(value), "g")
 
 
 def size_tag(train_size) -> str:
     return "" if train_size in (None, "None", "null") else f"-n{train_size}"
 
 
-def run_folder(run_dir, runs_dir, experiment_name, run_name) -> str:
-    """paths.run_dir when given, else runs_dir/experiment_name/run_name."""
+def run_subdir(run_name, *, _root_) -> str:
+    """`<run_name>-<digest of the run's identity>` (the whole config is `_root_`)."""
+    return f"{run_name}-{identity_digest(run_identity(_root_))}"
+
+
+def run_folder(run_dir, runs_dir, experiment_name, run_name, *, _root_) -> str:
+    """paths.run_dir when given, else runs_dir/experiment_name/run_subdir."""
     if run_dir not in (None, "None", "null", ""):
         return str(run_dir)
-    return str(Path(runs_dir) / experiment_name / run_name)
+    return str(Path(runs_dir) / experiment_name / run_subdir(run_name, _root_=_root_))
 
 
-for _name, _function in (("size_tag", size_tag), ("run_folder", run_folder)):
+for _name, _function in (
+    ("num", number),
+    ("size_tag", size_tag),
+    ("run_subdir", run_subdir),
+    ("run_folder", run_folder),
+):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _function)

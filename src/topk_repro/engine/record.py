@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from smooth_topk import cpu_kernel
+from topk_repro.engine.identity import NOT_IDENTITY, identity_digest
 
 PACKAGES = ("torch", "torchvision", "numpy", "hydra-core", "omegaconf", "wandb", "pandas")
 
@@ -47,10 +48,13 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_record(cfg, data_record: dict, device: str) -> dict:
+def run_record(cfg, identity: dict, data_record: dict, device: str) -> dict:
     return {
         "experiment": cfg.experiment_name,
         "run_name": cfg.run_name,
+        "identity": identity,  # every setting that can change the results (engine/identity.py)
+        "identity_digest": identity_digest(identity),
+        "identity_excludes": list(NOT_IDENTITY),
         "git": git_state(),
         "versions": versions(),
         "host": socket.gethostname(),

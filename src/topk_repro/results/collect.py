@@ -1,10 +1,18 @@
-"""One row per run: flat config keys, the run record's identity, and final.json."""
+"""One row per run: flat config keys, the run's identity, and final.json.
+
+Each row carries `run_id` (the digest of the run's identity, engine/identity.py) and `config_id`
+(the same without the seed): tables average over the distinct seeds of one `config_id`, and
+count a repeated run (a `trainer.force` copy, a re-run) of one seed once.
+"""
 
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from topk_repro.engine.identity import identity_digest, run_identity, without_seed
 
 
 def flatten(value: dict, prefix: str = "") -> dict:
@@ -18,22 +26,46 @@ def flatten(value: dict, prefix: str = "") -> dict:
     return flat
 
 
-def run_row(folder: Path) -> dict | None:
-    """The row of one run folder, or None when it has no resolved config (not a run)."""
-    config_path = folder / "config.yaml"
-    if not config_path.is_file():
+def _read(path: Path, parse) -> dict | None:
+    """A file's content, {} when it does not exist, None (with a warning naming it) when it
+    cannot be read."""
+    if not path.is_file():
+        return {}
+    try:
+        value = parse(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        warnings.warn(f"skipping {path.parent}: {path.name} is unreadable ({error})", stacklevel=3)
         return None
-    config = flatten(yaml.safe_load(config_path.read_text()))
-    config = {k: v for k, v in config.items() if not k.startswith(("hydra.", "per_loss."))}
-    record = (
-        json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
-    )
-    final = (
-        json.loads((folder / "final.json").read_text()) if (folder / "final.json").is_file() else {}
-    )
+    if not isinstance(value, dict):
+        warnings.warn(f"skipping {path.parent}: {path.name} holds no mapping", stacklevel=3)
+        return None
+    return value
+
+
+def identity_columns(identity: dict) -> dict:
+    return {
+        "run_id": identity_digest(identity),
+        "config_id": identity_digest(without_seed(identity)),
+    }
+
+
+def run_row(folder: Path) -> dict | None:
+    """The row of one run folder, or None when it has no readable resolved config (not a run)
+    or an unreadable record or final.json (skipped with a warning)."""
+    if not (folder / "config.yaml").is_file():
+        return None
+    config = _read(folder / "config.yaml", yaml.safe_load)
+    record = _read(folder / "run.json", json.loads)
+    final = _read(folder / "final.json", json.loads)
+    if config is None or record is None or final is None:
+        return None
+    identity = record.get("identity") or run_identity(config)
+    flat = flatten(config)
+    flat = {k: v for k, v in flat.items() if not k.startswith(("hydra.", "per_loss."))}
     dataset = record.get("dataset", {})
     return {
-        **config,
+        **flat,
+        **identity_columns(identity),
         "run_dir": str(folder),
         "official_data": dataset.get("official"),
         "git_commit": record.get("git", {}).get("commit"),
@@ -57,11 +89,12 @@ def collect_wandb(api, entity: str, project: str) -> pd.DataFrame:
     """Finished W&B runs as the same rows: nested config keys flattened, summary as final.json."""
     rows = []
     for run in api.runs(f"{entity}/{project}", filters={"state": "finished"}):
-        config = flatten({k: v for k, v in dict(run.config).items() if not k.startswith("_")})
+        nested = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
         summary = {k: v for k, v in dict(run.summary).items() if not k.startswith("_")}
         rows.append(
             {
-                **config,
+                **flatten(nested),
+                **identity_columns(run_identity(nested)),
                 "run_dir": f"wandb:{run.path}",
                 "official_data": None,
                 "status": "finished",

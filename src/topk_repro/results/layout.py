@@ -1,48 +1,103 @@
-"""The paper's table layout: rows (noise level, training-set size, tau), columns loss x metric."""
+"""The paper's table layout: rows (noise level, training-set size, tau), columns loss x metric.
+
+A cell averages the distinct seeds of one configuration (`config_id`, results/collect.py); a
+seed run twice counts once (the latest finished copy).  Two configurations never share a cell:
+when runs that the row and the loss label would put together differ in another setting (say
+the noise level of a tau study), that setting joins their column label.
+"""
 
 import math
 
 import pandas as pd
 
+from topk_repro.engine.identity import is_identity_key
+
 METRICS = ("test/top1", "test/top5")
+# experiment: (row key, its name, the label of a null value)
 ROW_KEYS = {
-    "cifar100_noise": ("dataset.noise.p", "noise p"),
-    "demo": ("dataset.noise.p", "noise p"),
-    "imagenet_subsets": ("dataset.train_per_class", "images per class"),
-    "cifar100_tau": ("loss.tau", "tau"),
+    "cifar100_noise": ("dataset.noise.p", "noise p", "none"),
+    "demo": ("dataset.noise.p", "noise p", "none"),
+    "imagenet_subsets": ("dataset.train_per_class", "images per class", "all"),
+    "cifar100_tau": ("loss.tau", "tau", "hard"),
 }
+DEFAULT_ROW_KEY = ("dataset.noise.p", "noise p", "none")
+SHOWN_IN_LOSS_LABEL = ("loss.name", "loss.k", "loss.tau")
 
 
 def row_key(experiment: str) -> tuple[str, str]:
-    return ROW_KEYS.get(experiment, ("dataset.noise.p", "noise p"))
+    key, label, _ = ROW_KEYS.get(experiment, DEFAULT_ROW_KEY)
+    return key, label
 
 
-def loss_label(row: pd.Series) -> str:
+def _is_null(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def loss_label(row: pd.Series, row_key_name: str | None = None) -> str:
+    """'CE', 'hard top-5', 'SVM k=5 tau=1' (tau left out when it is the table's row key)."""
     name = row["loss.name"]
     if name == "ce":
         return "CE"
     if name == "hard_topk_svm":
         return f"hard top-{int(row['loss.k'])}"
-    return f"SVM k={int(row['loss.k'])} tau={row['loss.tau']:g}"
+    if name == "smooth_topk_svm":
+        label = f"SVM k={int(row['loss.k'])}"
+        return label if row_key_name == "loss.tau" else f"{label} tau={row['loss.tau']:g}"
+    return str(name)
 
 
-def row_value(value):
-    """Display value of the row key: 'all' for a null training-set size, 'hard' for no tau."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "all"
-    return value
+def latest_per_run(finished: pd.DataFrame) -> pd.DataFrame:
+    """One row per run identity: the last finished copy (by end time, then folder name)."""
+    order = [c for c in ("end_time", "run_dir") if c in finished.columns]
+    ordered = finished.sort_values(order, na_position="first")
+    return ordered.drop_duplicates("run_id", keep="last")
+
+
+def _splitting_keys(runs: pd.DataFrame) -> list[str]:
+    """Settings that differ between configurations sharing a (row, loss) cell."""
+    keys = set()
+    candidates = [
+        c for c in runs.columns if "." in c and is_identity_key(c) and c not in SHOWN_IN_LOSS_LABEL
+    ]
+    for _, cell in runs.groupby(["row", "loss"], sort=False, dropna=False):
+        if cell["config_id"].nunique() < 2:
+            continue
+        for key in candidates:
+            if key != "seed" and cell[key].astype(str).nunique() > 1:
+                keys.add(key)
+    return sorted(keys)
+
+
+def label_configurations(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """`runs` (finished, one experiment) with `row` and `loss` (the column label) added."""
+    key, _, null_label = ROW_KEYS.get(experiment, DEFAULT_ROW_KEY)
+    values = runs.get(key, pd.Series(None, index=runs.index, dtype=object))
+    runs = runs.assign(
+        loss=runs.apply(loss_label, axis=1, row_key_name=key),
+        row=values.map(lambda v: null_label if _is_null(v) else v),
+    )
+    splitting = _splitting_keys(runs)
+    if splitting:
+        extra = runs.apply(lambda r: " ".join(f"{k}={r[k]}" for k in splitting), axis=1)
+        runs = runs.assign(loss=runs["loss"] + " " + extra)
+    return runs
+
+
+def finished_runs(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """Finished runs of one experiment, one per identity, labelled with row and loss."""
+    if runs.empty or "experiment_name" not in runs:
+        return pd.DataFrame()
+    finished = runs[(runs["experiment_name"] == experiment) & (runs["status"] == "finished")]
+    if finished.empty:
+        return pd.DataFrame()
+    return label_configurations(latest_per_run(finished), experiment)
 
 
 def summarise(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
     """Tidy table: one line per (row value, loss, metric) with mean, std and seed count."""
-    key, _ = row_key(experiment)
-    finished = runs[(runs["experiment_name"] == experiment) & (runs["status"] == "finished")]
+    finished = finished_runs(runs, experiment)
     if finished.empty:
         return pd.DataFrame()
-    finished = finished.assign(
-        loss=finished.apply(loss_label, axis=1),
-        row=finished.get(key, pd.Series(None, index=finished.index)).map(row_value),
-    )
     lines = []
     for (row, loss), group in finished.groupby(["row", "loss"], sort=False):
         for metric in METRICS:
@@ -54,7 +109,7 @@ def summarise(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
                     "metric": metric,
                     "mean": values.mean(),
                     "std": values.std(ddof=1) if len(values) > 1 else 0.0,
-                    "seeds": len(values),
+                    "seeds": group["seed"].nunique() if "seed" in group else len(values),
                 }
             )
     table = pd.DataFrame(lines)

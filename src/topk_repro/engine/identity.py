@@ -1,0 +1,119 @@
+"""A run's identity: the settings that can change its results, and a short digest of them.
+
+The identity is the whole resolved config minus the keys listed in `NOT_IDENTITY`, which say
+where things live, how they are shown or how fast they run, but never what is computed.  Numbers
+are compared as floats (booleans stay booleans), so `dataset.noise.p=0` and
+`dataset.noise.p=0.0` are one run.  Run folders are named
+`<readable name>-<digest>`, and a folder is reused (resumed, or reported finished) only by a run
+of the same identity.
+"""
+
+import hashlib
+import json
+
+from omegaconf import DictConfig, OmegaConf
+
+# Keys (and whole sections) that cannot change a run's results.  Keep this list in one place:
+# the README's "Run identity" section shows it.
+NOT_IDENTITY = (
+    "hydra",  # Hydra's own settings: launcher, output folders
+    "paths",  # where data and runs live
+    "logger",  # W&B mirroring
+    "experiment_name",  # the folder a run is filed under, not what it computes
+    "run_name",
+    "per_loss",  # presets; the values a run uses are resolved into optim.*
+    "dataset.root",
+    "dataset.download",
+    "dataset.num_workers",  # results do not depend on it (per-sample augmentation seeds)
+    "dataset.tag",
+    "loss.tag",
+    "trainer.device",  # recorded in run.json
+    "trainer.eval_batch_size",
+    "trainer.progress",
+    "trainer.force",
+)
+
+
+def _normalise(value):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return str(value)
+
+
+def _flatten(value: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            flat.update(_flatten(item, f"{name}."))
+        else:
+            flat[name] = item
+    return flat
+
+
+def is_identity_key(key: str) -> bool:
+    """Whether a dotted config key belongs to a run's identity."""
+    return not any(key == name or key.startswith(f"{name}.") for name in NOT_IDENTITY)
+
+
+def run_identity(cfg: DictConfig | dict) -> dict:
+    """The identity of a run: {dotted key: normalised value}, sorted by key."""
+    if isinstance(cfg, DictConfig):
+        top = [key for key in cfg if key != "hydra"]  # resolving hydra's node would recurse
+        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, top), resolve=True)
+    flat = _flatten(_normalise(cfg))
+    return {key: flat[key] for key in sorted(flat) if is_identity_key(key)}
+
+
+def identity_digest(identity: dict) -> str:
+    """A short, stable digest of an identity (10 hex digits)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def identity_changes(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for every key that differs (missing keys shown as <absent>)."""
+    absent = "<absent>"
+    return [
+        f"{key}: {old.get(key, absent)} -> {new.get(key, absent)}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, absent) != new.get(key, absent)
+    ]
+
+
+def without_seed(identity: dict) -> dict:
+    """The identity of a run's configuration across seeds (what a table cell averages over)."""
+    return {key: value for key, value in identity.items() if key != "seed"}
+
+
+class RunFolderConflict(Exception):
+    """The run folder holds a run of another identity; nothing was changed in it."""
+
+
+def check_folder_identity(folder, recorded: dict | None, identity: dict) -> None:
+    """Refuse to reuse `folder` (resume it, or report it finished) for a run of another
+    identity: raise RunFolderConflict listing the differing keys (old -> new)."""
+    if recorded is None:
+        return
+    old = recorded.get("identity")
+    if old is None:
+        raise RunFolderConflict(
+            f"{folder} holds a run recorded without its identity (an older version of this "
+            "framework), so it cannot be told whether it is the same run: move it away, or "
+            "choose another paths.run_dir"
+        )
+    changes = identity_changes(old, identity)
+    if changes:
+        listed = "\n  ".join(changes)
+        raise RunFolderConflict(
+            f"{folder} holds a different run; its settings differ from this command's:\n"
+            f"  {listed}\nNothing was changed. Keep the recorded settings to resume it, or "
+            "choose another paths.run_dir (without paths.run_dir every configuration gets its "
+            "own folder)"
+        )
