@@ -10,16 +10,21 @@ import numpy as np
 import torch
 
 from topk_repro.data.augment import normalize, random_crop_flip
-from topk_repro.data.order import epoch_seed, rank_count, rank_indices
+from topk_repro.data.order import epoch_seed, rank_count, rank_indices, sample_seed
 
 
 class ArrayDataset(torch.utils.data.Dataset):
-    """Images (N, 32, 32, 3) uint8 and labels (N,); augments when `train` is true."""
+    """Images (N, 32, 32, 3) uint8 and labels (N,); augments when `train` is true, each image
+    from its own seed (`set_epoch_seed`), whichever worker loads it."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, train: bool):
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2)  # (N, 3, 32, 32) view
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         self.train = train
+        self.epoch_seed = 0
+
+    def set_epoch_seed(self, seed: int) -> None:
+        self.epoch_seed = seed
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -27,7 +32,8 @@ class ArrayDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         image = self.images[index : index + 1]
         if self.train:
-            image = random_crop_flip(image)
+            generator = torch.Generator().manual_seed(sample_seed(self.epoch_seed, index))
+            image = random_crop_flip(image, generator)
         return normalize(image)[0], self.labels[index]
 
 

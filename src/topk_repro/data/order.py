@@ -9,6 +9,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def sample_seed(epoch_seed_value: int, index: int) -> int:
+    """The seed of one sample's augmentation in one epoch: a function of (seed, epoch, index)
+    alone, so results do not depend on how many DataLoader workers draw the samples."""
+    return (epoch_seed_value * 1_000_003 + index) % (1 << 62)
+
+
 def rank_indices(
     count: int,
     shuffle: bool,

@@ -123,7 +123,7 @@ def _prepare(
         nesterov=cfg.optim.nesterov,
         weight_decay=cfg.optim.weight_decay,
     )
-    checkpoint = run_dir.load_checkpoint("last.pt", map_location=device)
+    checkpoint = run_dir.load_last(map_location=device)
     if processes.is_main:
         _record(run_dir, cfg, identity, data, model, device, resuming=checkpoint is not None)
     if cfg.trainer.epochs == 0:
@@ -132,7 +132,7 @@ def _prepare(
     state = TrainState()
     if checkpoint is not None:
         state = TrainState.restore(checkpoint, model, optimizer)
-        print(f"resuming from epoch {state.epoch} (last.pt)")
+        print(f"resuming from epoch {state.epoch}")
     if processes.is_main:
         run_dir.keep_metrics_until(state.epoch)
 
@@ -297,9 +297,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
                 training.run_dir.save_checkpoint("best.pt", checkpoint)
         if main:
             training.run_dir.append_metrics(row)
-            training.run_dir.save_checkpoint(
-                "last.pt", state.checkpoint(training.model, training.optimizer)
-            )
+            training.run_dir.save_last(state.checkpoint(training.model, training.optimizer))
             print(_line(epoch, cfg.trainer.epochs, row), flush=True)
         training.logger.log(row, epoch)
         barrier()

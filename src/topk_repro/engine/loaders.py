@@ -1,5 +1,9 @@
 """Batching for the engine: a seeded per-epoch order that also splits the data across ranks."""
 
+import multiprocessing
+import signal
+import sys
+
 import torch
 
 from topk_repro.data.arrays import ArrayDataset, DeviceLoader
@@ -40,8 +44,32 @@ class EpochSampler(torch.utils.data.Sampler):
         return rank_count(self.size, self.rank, self.world_size, self.equal_counts)
 
 
+def worker_context():
+    """The multiprocessing context of DataLoader workers: "fork" on Linux, named explicitly.
+    Inside a joblib (loky) job the default context would pickle the worker's arguments, loky's
+    process object among them, which fails ('Process' object has no attribute 'env'); a fork
+    needs no pickling.  Elsewhere torch's default."""
+    if sys.platform == "linux":
+        return multiprocessing.get_context("fork")
+    return None
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def ignore_stop_signals(_worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which stops the run at a
+    safe point and shuts them down (a cluster signals the whole process group).  Workers start
+    with these signals blocked (`SeededLoader.__iter__`), so one sent while a worker starts is
+    dropped here instead of killing it."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 class SeededLoader:
-    """A DataLoader whose worker seeds are reset from (seed, epoch) by `set_epoch`."""
+    """A DataLoader whose order and per-sample augmentation seeds derive from (seed, epoch),
+    set by `set_epoch`."""
 
     def __init__(
         self,
@@ -52,7 +80,7 @@ class SeededLoader:
         pin_memory: bool,
         seed: int,
     ):
-        self.sampler, self.seed = sampler, seed
+        self.sampler, self.seed, self.dataset = sampler, seed, dataset
         self.generator = torch.Generator()
         self.loader = torch.utils.data.DataLoader(
             dataset,
@@ -62,17 +90,29 @@ class SeededLoader:
             pin_memory=pin_memory,
             generator=self.generator,
             persistent_workers=False,
+            worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
+            multiprocessing_context=worker_context() if num_workers > 0 else None,
         )
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
         self.generator.manual_seed(epoch_seed(self.seed, epoch))
+        if hasattr(self.dataset, "set_epoch_seed"):
+            self.dataset.set_epoch_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self):
-        return iter(self.loader)
+        if self.loader.num_workers == 0:
+            return iter(self.loader)
+        # Workers fork here: block the stop signals until each worker has chosen to ignore
+        # them; the main process gets any that arrived as soon as the mask is restored.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return iter(self.loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def build_loader(

@@ -1,26 +1,51 @@
-"""The run folder: every file a run writes, each written atomically (temporary file, rename)."""
+"""The run folder: every file a run writes, each written atomically (temporary file, rename).
+
+Checkpoints: `last.pt` is the last completed epoch and `previous.pt` the one before it, so a
+damaged `last.pt` (a full disk, a copy cut short) costs one epoch, never the run.  Temporary
+files that a killed process left behind are removed when the folder is opened again.
+"""
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
+import warnings
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
+PARTIAL = ".partial"  # suffix of the temporary files of atomic writes
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "best", "train_time_s", "rng_cpu")
+
+
+def _describe(error: Exception) -> str:
+    """A short reason a checkpoint failed to load (torch's unpickling errors run to a page and
+    suggest weights_only=False, which would run code from the damaged file)."""
+    if isinstance(error, pickle.UnpicklingError):
+        return "damaged, or not a checkpoint"
+    lines = str(error).strip().splitlines() or [""]
+    return f"{type(error).__name__}: {lines[0][:160]}"
+
+
+class DamagedCheckpoint(Exception):
+    """No checkpoint of the run folder can be read; the message names the files and why."""
+
 
 class RunDir:
     """One run's folder: config.yaml (resolved), run.json, labels.npz, metrics.jsonl, final.json,
-    last.pt, best.pt (and Hydra's .hydra/ when launched through src/train.py)."""
+    last.pt, previous.pt, best.pt (and Hydra's .hydra/ when launched through src/train.py)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        for leftover in self.path.glob(f".*{PARTIAL}"):  # from a process killed mid-write
+            leftover.unlink(missing_ok=True)
 
     def _atomic(self, name: str, write) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=f".{name}.")
+        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=PARTIAL)
         try:
             os.fchmod(handle, 0o644)
             with os.fdopen(handle, "wb") as stream:
@@ -39,7 +64,12 @@ class RunDir:
 
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except ValueError as error:
+            raise ValueError(f"{path} is not valid JSON ({error})") from None
 
     def save_labels(self, labels: dict[str, np.ndarray]) -> None:
         self._atomic("labels.npz", lambda stream: np.savez(stream, **labels))
@@ -53,11 +83,60 @@ class RunDir:
             return None
         return torch.load(path, map_location=map_location, weights_only=True)
 
+    def save_last(self, state: dict) -> None:
+        """Write last.pt; the last.pt it replaces becomes previous.pt."""
+        last = self.path / "last.pt"
+        if last.is_file():
+            os.replace(last, self.path / "previous.pt")
+        self.save_checkpoint("last.pt", state)
+
+    def load_last(self, map_location="cpu") -> dict | None:
+        """The newest readable checkpoint of last.pt and previous.pt, None when neither exists.
+        A damaged one is named in a warning; when every existing one is damaged this raises
+        DamagedCheckpoint rather than let the run start over silently."""
+        problems = []
+        for name in ("last.pt", "previous.pt"):
+            path = self.path / name
+            if not path.is_file():
+                continue
+            try:
+                checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+                missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+                if missing:
+                    raise ValueError(f"missing {', '.join(missing)}")
+            except Exception as error:  # torch raises many kinds for a damaged file
+                problems.append(f"{path} ({_describe(error)})")
+                warnings.warn(f"cannot read {problems[-1]}", RuntimeWarning, stacklevel=2)
+                continue
+            if problems:
+                print(f"resuming from {name}: {problems[0]} is damaged")
+            return checkpoint
+        if problems:
+            raise DamagedCheckpoint(
+                f"cannot resume: every checkpoint is damaged: {'; '.join(problems)}. Move "
+                f"{self.path} away (or delete it) to train from scratch"
+            )
+        return None
+
     def metrics(self) -> list[dict]:
+        """metrics.jsonl's rows; a torn last line is dropped with a warning."""
         path = self.path / "metrics.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                rows.append(json.loads(line))
+            except ValueError as error:
+                if number < len(lines):
+                    raise ValueError(
+                        f"{path}, line {number}, is not valid JSON ({error})"
+                    ) from None
+                warnings.warn(
+                    f"dropping the torn last line of {path}", RuntimeWarning, stacklevel=2
+                )
+        return rows
 
     def _write_metrics(self, rows: list[dict]) -> None:
         """Rewrite metrics.jsonl whole, atomically: a crash never leaves a torn line."""
@@ -81,5 +160,11 @@ class RunDir:
 
     @property
     def status(self) -> str | None:
-        final = self.read_json("final.json")
-        return final["status"] if final else None
+        """final.json's status; None when there is none, or it is damaged (with a warning:
+        the checkpoints then decide where the run resumes)."""
+        try:
+            final = self.read_json("final.json")
+        except ValueError as error:
+            warnings.warn(f"ignoring {error}", RuntimeWarning, stacklevel=2)
+            return None
+        return final.get("status") if final else None

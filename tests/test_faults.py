@@ -1,0 +1,136 @@
+"""Faults a long run meets: signals to the whole process group, damaged checkpoints, torn
+metrics, leftovers of a killed process; and results that must not depend on the launcher or the
+number of DataLoader workers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import compose_config, tiny_overrides
+from topk_repro.engine import fit
+from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+SCORES = ("test/top1", "test/top5", "last/test/top1", "last/test/top5", "best_epoch")
+
+
+def epochs_of(folder: Path) -> list[int]:
+    return [
+        json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def finished_then_unfinished(tmp_path, epochs: int = 3) -> tuple[Path, object, dict]:
+    """A finished run whose final.json is then removed, as if it had died after its last epoch."""
+    folder = tmp_path / "run"
+    cfg = compose_config(tiny_overrides(tmp_path, f"trainer.epochs={epochs}"))
+    final = fit.run(cfg, folder)
+    (folder / "final.json").unlink()
+    return folder, cfg, final
+
+
+def test_damaged_last_checkpoint_resumes_from_the_previous_one(tmp_path, capsys):
+    folder, cfg, expected = finished_then_unfinished(tmp_path)
+    (folder / "last.pt").write_bytes((folder / "last.pt").read_bytes()[:1000])  # truncated
+    with pytest.warns(RuntimeWarning, match="last.pt"):
+        final = fit.run(cfg, folder)
+    assert "resuming from previous.pt" in capsys.readouterr().out
+    assert final["status"] == "finished" and epochs_of(folder) == [1, 2, 3]
+    assert {k: final[k] for k in SCORES} == {k: expected[k] for k in SCORES}
+
+
+def test_every_checkpoint_damaged_is_an_error_not_a_fresh_start(tmp_path):
+    folder, cfg, _ = finished_then_unfinished(tmp_path)
+    for name in ("last.pt", "previous.pt"):
+        (folder / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(DamagedCheckpoint, match=r"last.pt .*previous.pt"):
+        fit.run(cfg, folder)
+    assert epochs_of(folder) == [1, 2, 3]  # nothing was overwritten
+
+
+def test_metrics_end_at_the_resumed_epoch_also_from_scratch(tmp_path):
+    folder, cfg, _ = finished_then_unfinished(tmp_path, epochs=2)
+    for name in ("last.pt", "previous.pt", "best.pt"):
+        (folder / name).unlink()
+    fit.run(cfg, folder)
+    assert epochs_of(folder) == [1, 2]
+
+
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path):
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.append_metrics({"epoch": 1})
+    with open(run_dir.path / "metrics.jsonl", "a") as stream:
+        stream.write('{"epoch": 2, "val')
+    with pytest.warns(RuntimeWarning, match="torn last line"):
+        assert run_dir.metrics() == [{"epoch": 1}]
+
+
+def test_leftovers_of_a_killed_write_are_removed_on_the_next_start(tmp_path):
+    folder = tmp_path / "run"
+    RunDir(folder).write_json("run.json", {})
+    leftover = folder / ".last.pt.k2j3h4.partial"
+    leftover.write_bytes(b"half a checkpoint")
+    RunDir(folder)
+    assert not leftover.exists() and (folder / "run.json").is_file()
+
+
+def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
+    finals = []
+    for workers in (0, 2):
+        cfg = compose_config(
+            tiny_overrides(tmp_path, "dataset.loader=standard", f"dataset.num_workers={workers}")
+        )
+        finals.append(fit.run(cfg, tmp_path / f"workers{workers}"))
+    assert {k: finals[0][k] for k in SCORES} == {k: finals[1][k] for k in SCORES}
+
+
+def train_command(tmp_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "src" / "train.py"), *tiny_overrides(tmp_path, *extra)]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_with_workers_ends_interrupted(tmp_path):
+    folder = tmp_path / "run"
+    command = train_command(
+        tmp_path,
+        f"paths.run_dir={folder}",
+        "trainer.epochs=50",
+        "dataset.loader=standard",
+        "dataset.num_workers=2",
+    )
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        metrics = folder / "metrics.jsonl"
+        if metrics.is_file() and metrics.read_text().strip():
+            os.killpg(process.pid, signal.SIGTERM)  # what SLURM does: workers included
+            break
+        time.sleep(0.05)
+    _, stderr = process.communicate(timeout=120)
+    final = json.loads((folder / "final.json").read_text())
+    assert final["status"] == "interrupted", stderr.decode()[-2000:]
+    assert process.returncode == 143
+
+
+@pytest.mark.slow
+def test_joblib_sweep_with_dataloader_workers(tmp_path):
+    command = train_command(
+        tmp_path,
+        "trainer.epochs=1",
+        "dataset.loader=standard",
+        "dataset.num_workers=2",
+        "launcher=joblib",
+        "seed=0,1",
+    )
+    command.insert(2, "-m")
+    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    finals = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("final.json")]
+    assert len(finals) == 2 and all(f["status"] == "finished" for f in finals)
