@@ -12,14 +12,21 @@ import numpy as np
 from topk_repro.data import synthetic
 from topk_repro.data.arrays import ArrayDataset
 from topk_repro.data.bundle import DataBundle
-from topk_repro.data.cifar_format import ensure_files, files_identity, read_split
+from topk_repro.data.cifar_format import (
+    check_class_count,
+    ensure_files,
+    files_identity,
+    read_split,
+)
 from topk_repro.data.label_noise import apply_label_noise, check_noise
 from topk_repro.data.splits import train_val_split
 
 
 def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
     """The bundle from CIFAR-format files under root (callers check the noise settings first)."""
-    train_file, test_file = read_split(root, "train"), read_split(root, "test")
+    check_class_count(root, cfg.num_classes)
+    train_file = read_split(root, "train", cfg.num_classes)
+    test_file = read_split(root, "test", cfg.num_classes)
     clean = train_file.fine
     noisy = apply_label_noise(
         clean, train_file.coarse, cfg.noise.p, cfg.noise.mode, cfg.noise.seed, cfg.num_classes

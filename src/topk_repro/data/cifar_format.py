@@ -51,9 +51,60 @@ def _text_keys(entry: dict) -> dict:
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 
+# What the official files (and ours) reference: numpy arrays, and bytes as protocol-2 pickles
+# write them.  Nothing here runs code beyond building those values.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class _Forbidden(pickle.UnpicklingError):
+    """The pickle references something that is not data."""
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, bytes, numbers and numpy arrays, and nothing else."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise _Forbidden(
+                f"it references {module}.{name}, which CIFAR-format files never contain"
+            )
+        return super().find_class(module, name)
+
+
 def _load_pickle(path: Path) -> dict:
-    with open(path, "rb") as handle:
-        return _text_keys(pickle.load(handle, encoding="latin1"))
+    """A CIFAR-format pickle as a dict with text keys; ValueError naming the file when it is
+    missing, empty, truncated, not a dict, or holds anything but data."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        with open(path, "rb") as handle:
+            entry = _DataOnlyUnpickler(handle, encoding="latin1").load()
+    except _Forbidden as error:
+        raise ValueError(f"refusing to read {path}: {error}") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+    ) as error:
+        raise ValueError(
+            f"cannot read {path}: empty, truncated or not a CIFAR-format pickle "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path} holds a {type(entry).__name__}, not a CIFAR-format dict")
+    return _text_keys(entry)
 
 
 def file_md5(path: Path) -> str:
@@ -64,18 +115,58 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_split(root: Path, name: str) -> CifarSplit:
-    entry = _load_pickle(Path(root) / FOLDER / name)
-    images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+def _labels(entry: dict, key: str, count: int, classes: int, path: Path) -> np.ndarray:
+    labels = np.asarray(entry[key])
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"{path}: {key} must hold one integer per image ({count}), got shape {labels.shape} "
+            f"of {labels.dtype}"
+        )
+    if count and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(
+            f"{path}: {key} must lie in [0, {classes - 1}], got values in "
+            f"[{labels.min()}, {labels.max()}]"
+        )
+    return labels.astype(np.int64)
+
+
+def read_split(root: Path, name: str, num_classes: int = 100) -> CifarSplit:
+    """One split, checked: the keys, uint8 images of 3 x 32 x 32, one fine label in
+    [0, num_classes) and one coarse label in [0, 20) per image (ValueError naming the file)."""
+    path = Path(root) / FOLDER / name
+    entry = _load_pickle(path)
+    missing = [key for key in ("data", "fine_labels", "coarse_labels") if key not in entry]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: not a CIFAR-100 file")
+    data = np.asarray(entry["data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(
+            f"{path}: data must be uint8 rows of 3072 bytes (3 x 32 x 32), got shape "
+            f"{data.shape} of {data.dtype}"
+        )
+    count = len(data)
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return CifarSplit(
         images=np.ascontiguousarray(images),
-        fine=np.asarray(entry["fine_labels"], dtype=np.int64),
-        coarse=np.asarray(entry["coarse_labels"], dtype=np.int64),
+        fine=_labels(entry, "fine_labels", count, num_classes, path),
+        coarse=_labels(entry, "coarse_labels", count, 20, path),
     )
 
 
 def read_meta(root: Path) -> dict:
     return _load_pickle(Path(root) / FOLDER / "meta")
+
+
+def check_class_count(root: Path, num_classes: int) -> None:
+    """`dataset.num_classes` must equal the number of fine classes the meta file names."""
+    path = Path(root) / FOLDER / "meta"
+    names = read_meta(root).get("fine_label_names")
+    if not isinstance(names, list):
+        raise ValueError(f"{path} lacks fine_label_names: not a CIFAR-100 meta file")
+    if len(names) != num_classes:
+        raise ValueError(
+            f"dataset.num_classes={num_classes} but {path} names {len(names)} fine classes"
+        )
 
 
 def write_split(root: Path, name: str, split: CifarSplit) -> None:

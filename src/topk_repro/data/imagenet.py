@@ -28,6 +28,16 @@ def _stamp(folder: Path, classes: list[str]) -> list:
     return [[name, os.stat(folder / name).st_mtime_ns] for name in classes]
 
 
+def _read_index(cache: Path) -> dict | None:
+    """The cached index, or None when it is missing or damaged (it is then rebuilt)."""
+    try:
+        cached = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return None
+    keys = ("stamp", "classes", "paths", "labels")
+    return cached if isinstance(cached, dict) and all(k in cached for k in keys) else None
+
+
 def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
     """(classes, relative paths, labels) of an ImageFolder tree, cached in `.index-<name>.json`."""
     folder = Path(folder)
@@ -39,10 +49,9 @@ def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
     classes, class_to_idx = find_classes(str(folder))
     cache = folder.parent / f".index-{folder.name}.json"
     stamp = _stamp(folder, classes)
-    if cache.is_file():
-        cached = json.loads(cache.read_text())
-        if cached["stamp"] == stamp:
-            return cached["classes"], cached["paths"], np.asarray(cached["labels"], np.int64)
+    cached = _read_index(cache)
+    if cached is not None and cached["stamp"] == stamp:
+        return cached["classes"], cached["paths"], np.asarray(cached["labels"], np.int64)
     samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
     paths = [os.path.relpath(path, folder) for path, _ in samples]
     labels = [label for _, label in samples]

@@ -106,6 +106,10 @@ def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> di
         "noise": PIXEL_NOISE,
         "version": VERSION,
     }
-    if not marker.is_file() or json.loads(marker.read_text()) != wanted:
+    try:
+        found = json.loads(marker.read_text()) if marker.is_file() else None
+    except (OSError, ValueError):
+        found = None  # a damaged marker: the files cannot be trusted, generate them again
+    if found != wanted:
         generate(root, num_train, num_test, seed)
     return wanted

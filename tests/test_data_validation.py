@@ -1,0 +1,136 @@
+"""Data files are validated on load: no code runs from a pickle, damaged or inconsistent files
+are errors naming the file, damaged caches are rebuilt."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import compose_config, write_cifar_fixture, write_imagefolder_fixture
+from topk_repro.data import build_data, synthetic
+from topk_repro.data.cifar_format import FOLDER, read_split
+from topk_repro.data.imagenet import scan_folder
+
+
+def cifar_cfg(root, **changes):
+    cfg = compose_config(["dataset=cifar100"]).dataset
+    OmegaConf.set_struct(cfg, False)
+    cfg.root, cfg.val_count, cfg.num_workers = str(root), 500, 0
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+def rewrite(root, name: str, change) -> None:
+    path = root / FOLDER / name
+    with open(path, "rb") as handle:
+        entry = pickle.load(handle, encoding="latin1")
+    change(entry)
+    path.write_bytes(pickle.dumps(entry, protocol=2))
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    root = tmp_path / "cifar"
+    write_cifar_fixture(root, num_train=200, num_test=100)
+    rewrite(root, "train", lambda entry: entry.update(batch_label=RunsCode()))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"refusing to read .*train: it references posix.system"):
+        build_data(cifar_cfg(root))
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("cut", [0, 100, -50])
+def test_empty_or_truncated_pickles_name_the_file(tmp_path, cut):
+    root = tmp_path / "cifar"
+    write_cifar_fixture(root, num_train=200, num_test=100)
+    path = root / FOLDER / "test"
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(ValueError, match=r"cannot read .*test: empty, truncated"):
+        build_data(cifar_cfg(root))
+
+
+@pytest.mark.parametrize(
+    "name,change,message",
+    [
+        (
+            "test",
+            lambda e: e["fine_labels"].__setitem__(3, -100),
+            r"fine_labels must lie in \[0, 99\]",
+        ),
+        (
+            "train",
+            lambda e: e["coarse_labels"].__setitem__(0, 20),
+            r"coarse_labels must lie in \[0, 19\]",
+        ),
+        ("train", lambda e: e["fine_labels"].pop(), r"fine_labels must hold one integer per image"),
+        ("train", lambda e: e.pop("coarse_labels"), "lacks coarse_labels"),
+        ("test", lambda e: e.update(data=e["data"][:, :1000]), "rows of 3072 bytes"),
+        ("test", lambda e: e.update(data=e["data"].astype(np.float32)), "must be uint8"),
+    ],
+)
+def test_inconsistent_cifar_files_are_errors_naming_the_file(tmp_path, name, change, message):
+    root = tmp_path / "cifar"
+    write_cifar_fixture(root, num_train=200, num_test=100)
+    rewrite(root, name, change)
+    with pytest.raises(ValueError, match=message) as raised:
+        build_data(cifar_cfg(root))
+    assert str(root / FOLDER / name) in str(raised.value)
+
+
+def test_num_classes_must_match_the_data(tmp_path):
+    root = tmp_path / "cifar"
+    write_cifar_fixture(root, num_train=200, num_test=100)
+    with pytest.raises(ValueError, match="dataset.num_classes=10 but .*meta names 100"):
+        build_data(cifar_cfg(root, num_classes=10))
+
+
+def test_official_files_read_back_as_written(tmp_path):
+    root = tmp_path / "cifar"
+    write_cifar_fixture(root, num_train=200, num_test=100)
+    split = read_split(root, "train")
+    assert split.images.shape == (200, 32, 32, 3) and split.images.dtype == np.uint8
+    assert split.fine.dtype == np.int64 and split.fine.max() < 100
+
+
+def test_damaged_synthetic_marker_regenerates_the_set(tmp_path):
+    synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
+    marker = tmp_path / FOLDER / synthetic.MARKER
+    (tmp_path / FOLDER / "train").write_bytes(b"")  # a damaged set ...
+    marker.write_text('{"seed": 0, "num_')  # ... whose marker was cut short too
+    synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
+    assert read_split(tmp_path, "train").images.shape[0] == 200
+
+
+def test_damaged_imagenet_index_is_rebuilt(tmp_path):
+    write_imagefolder_fixture(tmp_path, classes=2, train_per_class=3, val_per_class=1)
+    scan_folder(tmp_path / "train")
+    (tmp_path / ".index-train.json").write_text('{"stamp": [["n0')
+    _, paths, labels = scan_folder(tmp_path / "train")
+    assert len(paths) == 6 and sorted(set(labels.tolist())) == [0, 1]
+
+
+def test_truncated_image_is_an_error_naming_it(tmp_path):
+    write_imagefolder_fixture(tmp_path, classes=2, train_per_class=20, val_per_class=1)
+    cfg = compose_config(["dataset=imagenet"]).dataset
+    OmegaConf.set_struct(cfg, False)
+    cfg.root, cfg.val_per_class, cfg.image_size, cfg.resize, cfg.test_crops = (
+        str(tmp_path),
+        2,
+        8,
+        10,
+        1,
+    )
+    bundle = build_data(cfg)
+    broken = bundle.test.folder / bundle.test.paths[0]
+    broken.write_bytes(broken.read_bytes()[:40])
+    with pytest.raises(ValueError, match=f"cannot read image {broken}"):
+        bundle.test[0]
+    assert isinstance(bundle.test[1][0], torch.Tensor)
