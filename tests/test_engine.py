@@ -97,6 +97,16 @@ def test_misspelt_key_fails_naming_it(tmp_path):
         ("loss.k=100", "loss.k must be smaller than the number of classes"),
         ("loss.tau=0", "loss.tau must be a finite number > 0"),
         ("loss.alpha=-1", "loss.alpha must be a finite number >= 0"),
+        ("loss.k=abc", "loss.k: Value 'abc' of type 'str' could not be converted to Integer"),
+        ("trainer.epochs=1.5", "trainer.epochs: Value '1.5' .* could not be converted"),
+        ("trainer.eval_batch_size=0", "trainer.eval_batch_size must be >= 1"),
+        ("optim.lr=fast", "optim.lr: Value 'fast'"),
+        ("optim.milestones=[0]", "optim.milestones must be >= 1"),
+        ("dataset.num_workers=-1", "dataset.num_workers must be >= 0"),
+        ("model.width=2.5", "model.width: Value '2.5'"),
+        ("trainer.progress=maybe", "trainer.progress must be auto, true or false"),
+        ("seed=1.5", "seed must be an integer"),
+        ("+loss.kk=3", "loss.kk: Key 'kk' not in 'LossSettings'"),
     ],
 )
 def test_wrong_values_fail_before_any_work(tmp_path, override, message):

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
-from topk_repro.data.label_noise import check_noise
 from topk_repro.data.order import epoch_seed
 from topk_repro.engine.device import pick_device
 from topk_repro.engine.distributed import Processes, barrier, init_processes
@@ -33,20 +32,10 @@ from topk_repro.engine.loop import NonFiniteLoss, evaluate, train_epoch
 from topk_repro.engine.record import now, run_record
 from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.schedule import learning_rate
+from topk_repro.engine.settings import check_config
 from topk_repro.engine.state import TrainState
 from topk_repro.losses import build_criterion
 from topk_repro.models import build_model
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Fail before any work on values that cannot be right."""
-    if "noise" in cfg.dataset:
-        check_noise(cfg.dataset.noise.p, cfg.dataset.noise.mode)
-    build_criterion(cfg.loss, cfg.dataset.num_classes)  # raises on a bad loss.name, k, tau, alpha
-    if cfg.trainer.epochs < 0:
-        raise ValueError(f"trainer.epochs must be >= 0, got {cfg.trainer.epochs}")
-    if cfg.trainer.batch_size < 1:
-        raise ValueError(f"trainer.batch_size must be >= 1, got {cfg.trainer.batch_size}")
 
 
 @dataclass
