@@ -6,11 +6,13 @@ STAMP := $(VENV)/.setup-stamp
 # Reproduction knobs (see README): noise rule, seeds, launcher, data folder.
 NOISE_MODE ?= block
 SEEDS ?= 0
+COMPARE_SEEDS ?= 0,1,2   # make compare-losses: several seeds, for the intervals
 LAUNCHER ?= basic
 DATA ?= data
 EXTRA ?=
 
-.PHONY: setup test check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau tables clean
+.PHONY: setup test check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau \
+	compare-losses compare-losses-demo tables clean
 
 # The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
 # PyTorch implementation is used.
@@ -59,6 +61,18 @@ reproduce-imagenet: setup
 sweep-tau: setup
 	$(PY) scripts/sweep_tau.py --seeds $(SEEDS) --launcher $(LAUNCHER) --data $(DATA) $(EXTRA)
 	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+# Every top-k and noise-robust loss under the Table 1 protocol (GPU), then the tables.
+compare-losses: setup
+	$(PY) scripts/sweep_losses.py --seeds $(COMPARE_SEEDS) --launcher $(LAUNCHER) \
+		--data $(DATA) $(EXTRA)
+	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+# The same comparison sized for a CPU on the synthetic set (a few minutes on 2 cores).
+compare-losses-demo: setup
+	$(PY) scripts/sweep_losses.py --demo --seeds 0,1,2 --runs-dir runs $(EXTRA)
+	$(PY) scripts/make_tables.py --runs-dir runs/compare_losses_demo \
+		--out-dir results/compare_losses_demo
 
 tables: setup
 	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results

@@ -16,7 +16,15 @@ import pandas as pd
 
 from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
-from topk_repro.results.layout import attach_paper, markdown, pivot_text, row_key, summarise
+from topk_repro.results.layout import (
+    attach_paper,
+    differences_pivot,
+    markdown,
+    paired_differences,
+    pivot_text,
+    row_key,
+    summarise,
+)
 from topk_repro.results.plot import plot_table
 
 SYNTHETIC_BANNER = "NOT OFFICIAL DATA (synthetic or fixture): not a CIFAR-100/ImageNet result"
@@ -49,6 +57,25 @@ def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_d
     (out_dir / f"{experiment}.tex").write_text((f"% {banner}\n" if banner else "") + latex)
     title = f"{experiment} ({'official data' if official else banner})"
     plot_table(table, title, label, out_dir / f"{experiment}.png")
+    print(f"\n{text}{pivot.to_string()}")
+    write_differences(runs, experiment, out_dir, header=header)
+
+
+def write_differences(runs: pd.DataFrame, experiment: str, out_dir: Path, header: str) -> None:
+    """<experiment>_vs_ce.{csv,md}: each loss minus CE, paired by seed, with 95% intervals."""
+    differences = paired_differences(runs, experiment, baseline="CE")
+    if differences.empty:
+        return
+    differences.to_csv(out_dir / f"{experiment}_vs_ce.csv", index=False)
+    key, label = row_key(experiment)
+    pivot = differences_pivot(differences)
+    text = (
+        header.replace("test accuracy (%)", "difference to CE (percentage points)")
+        + f"Rows: {label} ({key}). Cells: mean of (loss - CE) over seeds run with both, "
+        "paired by seed (same noise realisation and initialisation), [95% t interval], seed "
+        "count; * when the interval excludes zero.\n\n"
+    )
+    (out_dir / f"{experiment}_vs_ce.md").write_text(text + markdown(pivot) + "\n")
     print(f"\n{text}{pivot.to_string()}")
 
 

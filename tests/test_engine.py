@@ -94,7 +94,7 @@ def test_misspelt_key_fails_naming_it(tmp_path):
     [
         ("dataset.noise.p=1.5", "dataset.noise.p must be in"),
         ("dataset.noise.mode=blocky", "dataset.noise.mode must be one of"),
-        ("loss.k=100", "loss.k must be smaller than the number of classes"),
+        ("loss.k=100", r"loss.k must be an int in \[1, 99\]"),
         ("loss.tau=0", "loss.tau must be a finite number > 0"),
         ("loss.alpha=-1", "loss.alpha must be a finite number >= 0"),
         ("loss.k=abc", "loss.k: Value 'abc' of type 'str' could not be converted to Integer"),

@@ -14,7 +14,7 @@ import yaml
 from conftest import tiny_overrides
 from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
-from topk_repro.results.layout import attach_paper, pivot_text, summarise
+from topk_repro.results.layout import attach_paper, paired_differences, pivot_text, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def fake_run(
     loss_config = (
         {"name": loss, "k": 5, "tau": tau} if loss == "smooth_topk_svm" else {"name": loss}
     )
-    if loss == "hard_topk_svm":
+    if loss in ("hard_topk_svm", "lml"):
         loss_config["k"] = 5
     config = {
         "experiment_name": experiment,
@@ -272,3 +272,72 @@ def test_tau_study_table_has_one_cell_per_configuration(tmp_path):
     pivot = pivot_text(attach_paper(table, None))
     # 2 tau rows x 2 noise columns x 2 metrics of SVM cells, and the hard row's 2 x 2
     assert pivot.notna().sum().sum() == 2 * 2 * 2 + 2 * 2
+
+
+def test_paired_differences_and_their_intervals_on_hand_made_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    # CE and LML at p = 0.6 over three seeds; LML - CE per seed on top-5: 2, 3, 4.
+    for seed, (ce5, lml5) in enumerate(((50.0, 52.0), (54.0, 57.0), (52.0, 56.0))):
+        fake_run(runs_dir, "compare_losses", "ce", 30.0, ce5, p=0.6, seed=seed)
+        fake_run(runs_dir, "compare_losses", "lml", 30.0 + seed, lml5, p=0.6, seed=seed)
+    fake_run(runs_dir, "compare_losses", "lml", 40.0, 99.0, p=0.6, seed=7)  # no CE partner
+    differences = paired_differences(collect_runs(runs_dir), "compare_losses")
+    top5 = differences[differences["metric"] == "test/top5"].iloc[0]
+    # mean 3, sd 1, t(0.975, 2) = 4.303: 3 +- 4.303 / sqrt(3)
+    half = 4.303 / 3**0.5
+    assert top5["loss"] == "LML k=5" and top5["seeds"] == 3
+    assert top5["difference"] == pytest.approx(3.0)
+    assert (top5["ci_low"], top5["ci_high"]) == (pytest.approx(3 - half), pytest.approx(3 + half))
+    assert bool(top5["excludes_zero"])
+    top1 = differences[differences["metric"] == "test/top1"].iloc[0]  # 0, 1, 2: straddles 0
+    assert top1["difference"] == pytest.approx(1.0) and not bool(top1["excludes_zero"])
+
+    out = tmp_path / "tables"
+    make_tables(runs_dir, out)
+    text = (out / "compare_losses_vs_ce.md").read_text()
+    assert f"+3.00 [{3 - half:+.2f}, {3 + half:+.2f}], 3 seeds *" in text
+    claims = (out / "claims.md").read_text()
+    assert "LML k=5 beats CE on top-5 with noise (p > 0) | holds" in claims
+    assert f"p=0.6: +3.00 [{3 - half:+.2f}, {3 + half:+.2f}], 3 seeds" in claims
+
+
+@pytest.mark.slow
+def test_tiny_loss_comparison_builds_its_table_plot_and_claims(tmp_path):
+    losses = run_script("sweep_losses.py", "--dry-run", "--demo", "--runs-dir", "/nonexistent")
+    assert "compare_losses_demo: 54 runs x 4 epochs" in losses  # 9 losses x 2 p x 3 seeds
+    names = (
+        "ce,ce_label_smoothing,smooth_topk_svm,hard_topk_svm,truncated_topk_entropy,lml,"
+        "noised_topk,noised_topk_imbalanced,gce"
+    )
+    sweep = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "-m",
+        "experiment=compare_losses_demo",
+        f"loss={names}",
+        "dataset.noise.p=0.0,0.6",
+        "seed=0,1",
+        # every class needs training labels for the imbalanced margins: 1,000 images
+        *tiny_overrides(
+            tmp_path,
+            "trainer.epochs=1",
+            "optim.milestones=[1]",
+            "dataset.synthetic.num_train=2000",
+            "dataset.train_size=1000",
+        ),
+    ]
+    subprocess.run(sweep, check=True, capture_output=True, cwd=ROOT)
+    runs_dir = tmp_path / "runs"
+    assert len(list((runs_dir / "compare_losses_demo").glob("*/final.json"))) == 9 * 2 * 2
+
+    out = tmp_path / "tables"
+    make_tables(runs_dir, out)
+    table = pd.read_csv(out / "compare_losses_demo.csv")
+    assert table["loss"].nunique() == 9 and (table["seeds"] == 2).all()
+    assert table[["ci_low", "ci_high"]].notna().all().all()
+    differences = pd.read_csv(out / "compare_losses_demo_vs_ce.csv")
+    assert set(differences["loss"]) == set(table["loss"]) - {"CE"}
+    assert (differences["seeds"] == 2).all() and len(differences) == 8 * 2 * 2
+    assert (out / "compare_losses_demo.png").stat().st_size > 0
+    claims = (out / "claims.md").read_text()
+    assert "GCE q=0.7 beats CE on top-5 with noise (p > 0)" in claims and "2 seeds" in claims

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,7 +35,7 @@ from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.schedule import learning_rate
 from topk_repro.engine.settings import check_config
 from topk_repro.engine.state import TrainState
-from topk_repro.losses import build_criterion
+from topk_repro.losses import LossData, build_criterion
 from topk_repro.models import build_model
 
 
@@ -104,7 +105,8 @@ def _prepare(
     model = build_model(cfg.model, data.num_classes).to(device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    criterion, crop_transform = build_criterion(cfg.loss, data.num_classes)
+    counts = np.bincount(data.labels["train_noisy"], minlength=data.num_classes)
+    criterion, crop_transform = build_criterion(cfg.loss, LossData(data.num_classes, counts))
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=cfg.optim.lr,

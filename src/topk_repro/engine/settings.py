@@ -9,11 +9,12 @@ What types cannot say (ranges, choices) is checked after them, in `check_config`
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from topk_repro.data.label_noise import check_noise
-from topk_repro.losses import build_criterion
+from topk_repro.losses import LossData, build_criterion
 
 
 @dataclass
@@ -162,4 +163,6 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError(f"dataset.loader must be 'standard' or 'device', got {dataset.loader!r}")
     if "noise" in dataset:
         check_noise(dataset.noise.p, dataset.noise.mode)
-    build_criterion(cfg.loss, dataset.num_classes)  # raises on a bad loss.name, k, tau, alpha
+    # The loss's own checks (name, k, tau, ...); class counts are the data's, unknown yet.
+    placeholder_counts = np.ones(dataset.num_classes, dtype=np.int64)
+    build_criterion(cfg.loss, LossData(dataset.num_classes, placeholder_counts))

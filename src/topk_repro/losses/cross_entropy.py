@@ -1,4 +1,7 @@
-"""Cross-entropy (`loss=ce`), the paper's baseline."""
+"""Cross-entropy (`loss=ce`), the paper's baseline, with PyTorch's optional label smoothing
+(`loss=ce_label_smoothing`, Szegedy et al. 2016)."""
+
+import math
 
 import torch
 from torch import nn
@@ -16,6 +19,10 @@ def average_probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=-1)
 
 
-def build(cfg, num_classes: int):
-    """CrossEntropy and its test-crop transform."""
-    return CrossEntropy(), average_probabilities
+def build(cfg, data):
+    """CrossEntropy (label smoothing from `loss.label_smoothing`, default 0) and its test-crop
+    transform."""
+    smoothing = float(cfg.get("label_smoothing", 0.0))
+    if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
+        raise ValueError(f"loss.label_smoothing must be in [0, 1], got {smoothing}")
+    return CrossEntropy(label_smoothing=smoothing), average_probabilities

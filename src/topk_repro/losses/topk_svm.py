@@ -11,20 +11,27 @@ def raw_scores(logits: torch.Tensor) -> torch.Tensor:
     return logits.float()
 
 
+def check_k(cfg, num_classes: int) -> int:
+    """loss.k as an int in [1, num_classes) (ValueError naming the key)."""
+    k = cfg.k
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k < num_classes:
+        raise ValueError(f"loss.k must be an int in [1, {num_classes - 1}], got {k!r}")
+    return k
+
+
 def _checked(make, cfg, num_classes: int):
-    if cfg.k >= num_classes:  # the library can check this only against the scores
-        raise ValueError(
-            f"loss.k must be smaller than the number of classes ({num_classes}), got {cfg.k}"
-        )
-    try:  # the library validates k, tau and alpha; its messages get the config's key names
+    check_k(cfg, num_classes)
+    try:  # the library validates tau and alpha; its messages get the config's key names
         return make(), raw_scores
     except ValueError as error:
         raise ValueError(f"loss.{error}") from None
 
 
-def build_smooth(cfg, num_classes: int):
-    return _checked(lambda: SmoothTopkSVM(k=cfg.k, tau=cfg.tau, alpha=cfg.alpha), cfg, num_classes)
+def build_smooth(cfg, data):
+    return _checked(
+        lambda: SmoothTopkSVM(k=cfg.k, tau=cfg.tau, alpha=cfg.alpha), cfg, data.num_classes
+    )
 
 
-def build_hard(cfg, num_classes: int):
-    return _checked(lambda: HardTopkSVM(k=cfg.k, alpha=cfg.alpha), cfg, num_classes)
+def build_hard(cfg, data):
+    return _checked(lambda: HardTopkSVM(k=cfg.k, alpha=cfg.alpha), cfg, data.num_classes)

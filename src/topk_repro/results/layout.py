@@ -11,6 +11,7 @@ import math
 import pandas as pd
 
 from topk_repro.engine.identity import is_identity_key
+from topk_repro.results.statistics import mean_interval, paired_difference
 
 METRICS = ("test/top1", "test/top5")
 # experiment: (row key, its name, the label of a null value)
@@ -21,7 +22,15 @@ ROW_KEYS = {
     "cifar100_tau": ("loss.tau", "tau", "hard"),
 }
 DEFAULT_ROW_KEY = ("dataset.noise.p", "noise p", "none")
-SHOWN_IN_LOSS_LABEL = ("loss.name", "loss.k", "loss.tau")
+SHOWN_IN_LOSS_LABEL = (
+    "loss.name",
+    "loss.k",
+    "loss.tau",
+    "loss.label_smoothing",
+    "loss.eps",
+    "loss.imbalanced",
+    "loss.q",
+)
 
 
 def row_key(experiment: str) -> tuple[str, str]:
@@ -34,15 +43,32 @@ def _is_null(value) -> bool:
 
 
 def loss_label(row: pd.Series, row_key_name: str | None = None) -> str:
-    """'CE', 'hard top-5', 'SVM k=5 tau=1' (tau left out when it is the table's row key)."""
+    """The loss's column label ('CE', 'SVM k=5 tau=1', 'LML k=5', ...), leaving out the
+    setting that is the table's row key (tau in a tau study)."""
     name = row["loss.name"]
+
+    def setting(key: str, text: str) -> str:
+        return "" if row_key_name == key else text
+
     if name == "ce":
-        return "CE"
+        smoothing = row.get("loss.label_smoothing")
+        return "CE" if _is_null(smoothing) or not smoothing else f"CE ls={smoothing:g}"
+    if name == "gce":
+        return "GCE" + setting("loss.q", f" q={row['loss.q']:g}")
+    if _is_null(row.get("loss.k")):
+        return str(name)
+    k = int(row["loss.k"])
     if name == "hard_topk_svm":
-        return f"hard top-{int(row['loss.k'])}"
+        return f"hard top-{k}"
     if name == "smooth_topk_svm":
-        label = f"SVM k={int(row['loss.k'])}"
-        return label if row_key_name == "loss.tau" else f"{label} tau={row['loss.tau']:g}"
+        return f"SVM k={k}" + setting("loss.tau", f" tau={row['loss.tau']:g}")
+    if name == "truncated_topk_entropy":
+        return f"Ent-tr k={k}"
+    if name == "lml":
+        return f"LML k={k}"
+    if name == "noised_topk":
+        imbalanced = " imbalanced" if row.get("loss.imbalanced") is True else ""
+        return f"noised k={k}" + setting("loss.eps", f" eps={row['loss.eps']:g}") + imbalanced
     return str(name)
 
 
@@ -102,6 +128,7 @@ def summarise(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
     for (row, loss), group in finished.groupby(["row", "loss"], sort=False):
         for metric in METRICS:
             values = group[metric].astype(float)
+            interval = mean_interval(values)
             lines.append(
                 {
                     "row": row,
@@ -110,12 +137,51 @@ def summarise(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
                     "mean": values.mean(),
                     "std": values.std(ddof=1) if len(values) > 1 else 0.0,
                     "seeds": group["seed"].nunique() if "seed" in group else len(values),
+                    "ci_low": interval.low,
+                    "ci_high": interval.high,
                 }
             )
-    table = pd.DataFrame(lines)
+    return _ordered(pd.DataFrame(lines))
+
+
+def _ordered(table: pd.DataFrame) -> pd.DataFrame:
     order = sorted(table["row"].unique(), key=lambda v: (isinstance(v, str), v))
     table["row"] = pd.Categorical(table["row"], categories=order, ordered=True)
     return table.sort_values(["row", "loss", "metric"]).reset_index(drop=True)
+
+
+def paired_differences(runs: pd.DataFrame, experiment: str, baseline: str = "CE") -> pd.DataFrame:
+    """Each loss minus `baseline` at each row, paired by seed: mean difference, its 95%
+    interval, the number of paired seeds, and whether the interval excludes zero."""
+    finished = finished_runs(runs, experiment)
+    if finished.empty or baseline not in set(finished["loss"]):
+        return pd.DataFrame()
+    lines = []
+    for row, at_row in finished.groupby("row", sort=False):
+        reference = at_row[at_row["loss"] == baseline]
+        for loss, group in at_row[at_row["loss"] != baseline].groupby("loss", sort=False):
+            for metric in METRICS:
+                difference = paired_difference(
+                    dict(zip(group["seed"], group[metric].astype(float), strict=True)),
+                    dict(zip(reference["seed"], reference[metric].astype(float), strict=True)),
+                )
+                if difference is None:
+                    continue
+                lines.append(
+                    {
+                        "row": row,
+                        "loss": loss,
+                        "baseline": baseline,
+                        "metric": metric,
+                        "difference": difference.mean,
+                        "ci_low": difference.low,
+                        "ci_high": difference.high,
+                        "seeds": difference.n,
+                        "excludes_zero": difference.excludes_zero,
+                        "text": difference.text(),
+                    }
+                )
+    return _ordered(pd.DataFrame(lines)) if lines else pd.DataFrame()
 
 
 def attach_paper(table: pd.DataFrame, paper: pd.DataFrame | None) -> pd.DataFrame:
@@ -140,6 +206,16 @@ def pivot_text(table: pd.DataFrame) -> pd.DataFrame:
         return text
 
     cells = table.assign(cell=table.apply(cell, axis=1), metric=table["metric"].str[5:])
+    return cells.pivot(index="row", columns=["loss", "metric"], values="cell")
+
+
+def differences_pivot(differences: pd.DataFrame) -> pd.DataFrame:
+    """Rows x (loss, metric) cells '+1.23 [0.45, 2.01], 3 seeds', starred when the interval
+    excludes zero."""
+    cells = differences.assign(
+        cell=differences["text"] + differences["excludes_zero"].map({True: " *", False: ""}),
+        metric=differences["metric"].str[5:],
+    )
     return cells.pivot(index="row", columns=["loss", "metric"], values="cell")
 
 
