@@ -25,6 +25,7 @@ from types import ModuleType
 
 import torch
 
+from smooth_topk.log_space import gradient_with_graph
 from smooth_topk.power_sums import TARGET
 
 SOURCE = Path(__file__).with_name("csrc") / "smooth_topk_cpu.cpp"
@@ -155,8 +156,12 @@ class SmoothTopkCompiled(torch.autograd.Function):
         return loss, safe
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_safe):
+        if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
+            scores, labels = ctx.saved_tensors
+            k, tau, margins, _ = ctx.settings
+            grad = gradient_with_graph(scores, labels, grad_loss, k, tau, margins)
+            return grad.to(scores.dtype), None, None, None, None, None
         grad, ctx.grad = ctx.grad, None
         if grad is None:
             scores, labels = ctx.saved_tensors

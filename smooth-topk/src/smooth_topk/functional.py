@@ -43,7 +43,7 @@ from smooth_topk.checks import (
     rows_of,
 )
 from smooth_topk.linear_tree import SmoothTopkLinearTree
-from smooth_topk.log_space import log_esp
+from smooth_topk.log_space import log_esp, smooth_topk_log_space
 from smooth_topk.softplus import softplus
 
 __all__ = ["smooth_topk_svm", "hard_topk_svm", "log_esp"]
@@ -60,17 +60,6 @@ def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: 
     logits = (scores - peak).add_(as_column(alpha, scores.dtype)).div_(tau)  # one buffer
     logits = logits.scatter(1, labels[:, None], float("-inf"))
     return tau * softplus(torch.logsumexp(logits, 1) - true_logit)
-
-
-def _smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k, tau, alpha):
-    """Per-row loss in log space: exact and safe for any scores (used as the fallback)."""
-    masked = scores.scatter(1, labels[:, None], float("-inf"))
-    peak = masked.detach().amax(1, keepdim=True)
-    log_sigma = log_esp((masked - peak) / (k * tau), k)
-    true_score = scores.gather(1, labels[:, None]).squeeze(1)
-    z = as_rows(alpha, scores.dtype) / tau + log_sigma[:, k] - log_sigma[:, k - 1]
-    z = z + (peak.squeeze(1) - true_score) / (k * tau)
-    return tau * softplus(z)
 
 
 def _replace_unsafe_rows(loss, safe, scores, labels, alpha: Margin, recompute) -> torch.Tensor:
@@ -91,7 +80,7 @@ def _tree_then_log_space(scores, labels, k: int, tau: float, alpha: Margin) -> t
         scores,
         labels,
         alpha,
-        lambda s, y, a: _smooth_topk_log_space(s.double(), y, k, tau, a),
+        lambda s, y, a: smooth_topk_log_space(s.double(), y, k, tau, a),
     )
 
 

@@ -33,6 +33,7 @@ import math
 import torch
 
 from smooth_topk.checks import as_rows
+from smooth_topk.log_space import gradient_with_graph
 from smooth_topk.softplus import softplus
 
 _SAFE_RANGE = {torch.float32: (1e-20, 1e30), torch.float64: (1e-250, 1e250)}
@@ -108,16 +109,19 @@ class SmoothTopkLinearTree(torch.autograd.Function):
         z = z + (peak - true_score) / (k * tau)
         loss = tau * softplus(z)
 
-        ctx.save_for_backward(labels, z, c_k, c_k1, safe)
+        ctx.save_for_backward(scores, labels, z, c_k, c_k1, safe)
         ctx.levels = levels
-        ctx.k, ctx.classes = k, classes
+        ctx.k, ctx.classes, ctx.tau, ctx.alpha = k, classes, tau, alpha
         ctx.mark_non_differentiable(safe)
         return loss, safe
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_safe):
-        labels, z, c_k, c_k1, safe = ctx.saved_tensors
+        scores, labels, z, c_k, c_k1, safe = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
+            grad = gradient_with_graph(scores, labels, grad_loss, ctx.k, ctx.tau, ctx.alpha)
+            grad = torch.where(safe[:, None], grad, torch.zeros_like(grad))
+            return grad.to(scores.dtype), None, None, None, None
         levels, k = ctx.levels, ctx.k
         top = k - 1
         weight = grad_loss * torch.sigmoid(z) / k

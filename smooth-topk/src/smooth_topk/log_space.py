@@ -16,6 +16,9 @@ path cannot represent (see `linear_tree.py`).
 
 import torch
 
+from smooth_topk.checks import Margin, as_rows
+from smooth_topk.softplus import softplus
+
 
 class _SafeLogSumExp(torch.autograd.Function):
     """log(sum(exp(x))) over `dim` whose gradient is 0, not NaN, when every entry is -inf."""
@@ -24,16 +27,20 @@ class _SafeLogSumExp(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, dim: int) -> torch.Tensor:
         peak = x.amax(dim, keepdim=True)
         peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-        out = (x - peak).exp().sum(dim, keepdim=True).log() + peak
-        ctx.save_for_backward(x, out)
+        out = ((x - peak).exp().sum(dim, keepdim=True).log() + peak).squeeze(dim)
+        ctx.save_for_backward(x, out)  # the output itself: its graph is needed twice over
         ctx.dim = dim
-        return out.squeeze(dim)
+        return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
+        # Written with differentiable operations only, and no NaN in a branch that `where`
+        # discards, so that autograd can differentiate it again (second derivatives).
         x, out = ctx.saved_tensors
-        share = torch.where(torch.isfinite(out), (x - out).exp(), torch.zeros_like(x))
+        out = out.unsqueeze(ctx.dim)
+        finite = torch.isfinite(out)
+        safe_out = torch.where(finite, out, torch.zeros_like(out))
+        share = torch.where(finite, (x - safe_out).exp(), torch.zeros_like(x))
         return grad_out.unsqueeze(ctx.dim) * share, None
 
 
@@ -78,3 +85,25 @@ def log_esp(x: torch.Tensor, k: int) -> torch.Tensor:
         coefficients = torch.nn.functional.pad(coefficients, (0, missing), value=float("-inf"))
     degree = torch.arange(k + 1, device=x.device, dtype=x.dtype)
     return coefficients + degree * peak
+
+
+def smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k: int, tau: float, alpha):
+    """Per-row loss in log space: exact and safe for any scores, and differentiable twice (the
+    fallback of the faster paths, and how they give second derivatives)."""
+    masked = scores.scatter(1, labels[:, None], float("-inf"))
+    peak = masked.detach().amax(1, keepdim=True)
+    log_sigma = log_esp((masked - peak) / (k * tau), k)
+    true_score = scores.gather(1, labels[:, None]).squeeze(1)
+    z = as_rows(alpha, scores.dtype) / tau + log_sigma[:, k] - log_sigma[:, k - 1]
+    z = z + (peak.squeeze(1) - true_score) / (k * tau)
+    return tau * softplus(z)
+
+
+def gradient_with_graph(scores, labels, grad_loss, k: int, tau: float, alpha: Margin):
+    """grad_loss-weighted dL/ds as a function autograd can differentiate again: what the fast
+    paths' backward returns under create_graph=True (gradient penalties, Hessians).  Computed in
+    float64 log space from the scores, which carry their graph there."""
+    with torch.enable_grad():
+        loss = smooth_topk_log_space(scores.double(), labels, k, tau, alpha)
+        (grad,) = torch.autograd.grad(loss, scores, grad_loss.to(loss.dtype), create_graph=True)
+    return grad

@@ -29,6 +29,7 @@ is in place on two float64 buffers: fresh large allocations would cost more than
 
 import torch
 
+from smooth_topk.log_space import gradient_with_graph
 from smooth_topk.softplus import softplus
 
 MAX_K = 10
@@ -98,16 +99,19 @@ class SmoothTopkPowerSums(torch.autograd.Function):
         z = z + (peak.squeeze(1) - true_score) * scale
         loss = tau * softplus(z)
 
-        ctx.save_for_backward(e, labels, z, safe, *sigma[1:])
-        ctx.k, ctx.input_dtype = k, scores.dtype
+        ctx.save_for_backward(scores, e, labels, z, safe, *sigma[1:])
+        ctx.k, ctx.tau, ctx.alpha, ctx.input_dtype = k, tau, alpha, scores.dtype
         ctx.workspace = power  # scratch for the backward: one fresh large allocation fewer
         ctx.mark_non_differentiable(safe)
         return loss.to(scores.dtype), safe
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_safe):
-        e, labels, z, safe, *sigma = ctx.saved_tensors
+        scores, e, labels, z, safe, *sigma = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
+            grad = gradient_with_graph(scores, labels, grad_loss, ctx.k, ctx.tau, ctx.alpha)
+            grad = torch.where(safe[:, None], grad, torch.zeros_like(grad))
+            return grad.to(ctx.input_dtype), None, None, None, None
         sigma = [None, *sigma]
         k = ctx.k
         weight = grad_loss.to(torch.float64) * torch.sigmoid(z) / k
