@@ -1,11 +1,11 @@
 """Fixtures that run a test through each implementation of the loss (import them by name)."""
 
-import os
 import shutil
 
 import pytest
 
 from smooth_topk import cpu_kernel
+from smooth_topk.implementation import selected as selected_implementation
 
 HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
 
@@ -14,8 +14,8 @@ HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
 def compiled_kernel():
     """The compiled CPU kernel; a test needing it fails if a compiler is here but the build
     does not work, and is skipped where there is no compiler."""
-    if os.environ.get(cpu_kernel.DISABLE_VARIABLE, "") not in ("", "0"):
-        pytest.skip(f"{cpu_kernel.DISABLE_VARIABLE} switches the CPU kernel off")
+    if selected_implementation() == "pytorch":
+        pytest.skip("the environment selects the PyTorch implementation")
     if cpu_kernel.load() is None:
         if HAS_COMPILER:
             pytest.fail("a C++ compiler is here but the CPU kernel did not build")

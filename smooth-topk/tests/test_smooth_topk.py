@@ -474,15 +474,38 @@ def test_failed_kernel_build_warns_and_falls_back(monkeypatch):
         )
 
     monkeypatch.setattr(cpp_extension, "load", failing_build)
-    monkeypatch.delenv(cpu_kernel.DISABLE_VARIABLE, raising=False)
+    monkeypatch.delenv("SMOOTH_TOPK_NO_KERNEL", raising=False)
+    monkeypatch.delenv("SMOOTH_TOPK_IMPL", raising=False)
     with pytest.warns(RuntimeWarning, match=r"could not be built \(/bin/sh: 1: c\+\+: not found\)"):
         assert cpu_kernel.load.__wrapped__() is None
 
 
 def test_kernel_can_be_switched_off_by_environment(monkeypatch, recwarn):
-    monkeypatch.setenv(cpu_kernel.DISABLE_VARIABLE, "1")
-    assert cpu_kernel.load.__wrapped__() is None
+    for variable, value in (("SMOOTH_TOPK_IMPL", "pytorch"), ("SMOOTH_TOPK_NO_KERNEL", "1")):
+        with monkeypatch.context() as patch:
+            patch.setenv(variable, value)
+            assert cpu_kernel.load.__wrapped__() is None
+            assert "PyTorch implementation" in cpu_kernel.status()
     assert not recwarn.list
+
+
+def test_implementation_switch_values(monkeypatch):
+    scores, labels = torch.randn(4, 12), torch.randint(0, 12, (4,))
+    monkeypatch.setenv("SMOOTH_TOPK_IMPL", "fast")
+    with pytest.raises(ValueError, match="SMOOTH_TOPK_IMPL='fast' is not one of auto, triton"):
+        smooth_topk_svm(scores, labels, 3)
+    monkeypatch.setenv("SMOOTH_TOPK_IMPL", "triton")
+    with pytest.raises(ValueError, match="Triton kernels are not part of this release"):
+        smooth_topk_svm(scores, labels, 3)
+    monkeypatch.setenv("SMOOTH_TOPK_IMPL", "pytorch")
+    with cpu_kernel.disabled():
+        expected = smooth_topk_svm(scores.double(), labels, 3)
+    torch.testing.assert_close(smooth_topk_svm(scores.double(), labels, 3), expected)
+    if cpu_kernel.load() is not None:
+        monkeypatch.setenv("SMOOTH_TOPK_IMPL", "cpu_kernel")
+        with pytest.raises(ValueError, match="cannot serve these scores .*k=11"):
+            smooth_topk_svm(scores, labels, 11)
+        torch.testing.assert_close(smooth_topk_svm(scores.double(), labels, 3), expected)
 
 
 @pytest.mark.usefixtures("compiled_kernel")

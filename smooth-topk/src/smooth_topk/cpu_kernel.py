@@ -9,7 +9,7 @@ range.  Rows with non-finite scores are flagged and left to the PyTorch paths.
 The kernel is optional: it needs a C++ compiler and ninja at first use (torch's JIT extension
 builder caches the result under ~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR).  When it
 cannot be built, a RuntimeWarning says why and every call uses the PyTorch implementation, which
-computes the same values.  Set SMOOTH_TOPK_NO_KERNEL=1 to skip it.
+computes the same values.  SMOOTH_TOPK_IMPL=pytorch skips it (`implementation.py`).
 """
 
 import logging
@@ -25,11 +25,11 @@ from types import ModuleType
 
 import torch
 
+from smooth_topk import implementation
 from smooth_topk.log_space import gradient_with_graph
 from smooth_topk.power_sums import TARGET
 
 SOURCE = Path(__file__).with_name("csrc") / "smooth_topk_cpu.cpp"
-DISABLE_VARIABLE = "SMOOTH_TOPK_NO_KERNEL"
 MAX_K = 10  # the largest k the kernel is compiled for
 
 # Instruction sets by torch's CPU capability.  The capability is part of the build's name, so a
@@ -61,7 +61,7 @@ def _build_failure_reason(error: Exception) -> str:
 @cache
 def load() -> ModuleType | None:
     """The compiled kernel module, or None when it is disabled or cannot be built."""
-    if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
+    if implementation.selected() == "pytorch":
         return None
     capability = torch.backends.cpu.get_cpu_capability()
     x86 = platform.machine().lower() in ("x86_64", "amd64")
@@ -88,7 +88,8 @@ def load() -> ModuleType | None:
         reason = _build_failure_reason(error)
         warnings.warn(
             f"smooth_topk: the CPU kernel could not be built ({reason}); using the PyTorch "
-            f"implementation (same values, slower). Set {DISABLE_VARIABLE}=1 to skip the build.",
+            f"implementation (same values, slower). Set {implementation.VARIABLE}=pytorch to skip "
+            "the build.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -111,6 +112,8 @@ def disabled() -> Iterator[None]:
 
 def status() -> str:
     """One line for logs and run records: the kernel's file, or that it is not in use."""
+    if implementation.selected() == "pytorch":
+        return f"not in use ({implementation.VARIABLE}=pytorch: PyTorch implementation)"
     module = load()
     return module.__file__ if module is not None else "not available (PyTorch implementation)"
 

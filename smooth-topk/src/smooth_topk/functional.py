@@ -32,7 +32,7 @@ float16 / bfloat16 input is computed in float32; float64 stays float64.
 
 import torch
 
-from smooth_topk import cpu_kernel, power_sums
+from smooth_topk import cpu_kernel, implementation, power_sums
 from smooth_topk.checks import (
     Margin,
     as_column,
@@ -120,7 +120,15 @@ def smooth_topk_svm(
 def _per_row_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
     """Per-row loss: the compiled CPU kernel where it serves, the PyTorch paths elsewhere and
     for the rows it flags."""
-    if not cpu_kernel.usable(scores, k):
+    choice = implementation.selected()
+    if choice == "pytorch" or not cpu_kernel.usable(scores, k):
+        if choice == "cpu_kernel":
+            raise ValueError(
+                f"{implementation.VARIABLE}=cpu_kernel, but the compiled CPU kernel cannot serve "
+                f"these scores ({scores.device.type}, {scores.dtype}, k={k}; it needs CPU "
+                f"float32/float64 with k <= {cpu_kernel.MAX_K} and a C++ compiler): "
+                f"{cpu_kernel.status()}"
+            )
         return _portable_loss(scores, labels, k, tau, alpha)
     want_grad = torch.is_grad_enabled() and scores.requires_grad
     loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, alpha, want_grad)
