@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from PIL import Image
 
 import topk_repro.engine.naming  # noqa: F401  (registers the config resolvers)
@@ -52,6 +53,22 @@ def write_imagefolder_fixture(
 def compose_config(overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
+
+
+def dataset_config(group: str, **values):
+    """The `dataset=<group>` config without DataLoader workers, with dotted keys set (struct
+    mode off, for fixtures)."""
+    cfg = compose_config([f"dataset={group}"]).dataset
+    OmegaConf.set_struct(cfg, False)
+    cfg.num_workers = 0
+    for key, value in values.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+def cifar_config(root, **values):
+    """`dataset=cifar100` reading the fixture files under `root`, with a 500-image val split."""
+    return dataset_config("cifar100", **{"val_count": 500, **values, "root": str(root)})
 
 
 def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:

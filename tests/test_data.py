@@ -7,9 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from conftest import compose_config, realistic_coarse_map, write_imagefolder_fixture
+from conftest import (
+    cifar_config,
+    dataset_config,
+    realistic_coarse_map,
+    write_imagefolder_fixture,
+)
 from topk_repro.data import build_data, synthetic
 from topk_repro.data.arrays import ArrayDataset, DeviceLoader
 from topk_repro.data.augment import random_crop_flip
@@ -17,17 +21,6 @@ from topk_repro.data.cifar_format import files_identity, read_meta, read_split
 from topk_repro.data.imagenet import scan_folder
 from topk_repro.data.label_noise import apply_label_noise
 from topk_repro.data.splits import balanced_subset, train_val_split
-
-
-def cifar_cfg(root, **changes):
-    cfg = compose_config(["dataset=cifar100"]).dataset
-    OmegaConf.set_struct(cfg, False)
-    cfg.root = str(root)
-    cfg.val_count = 500
-    cfg.num_workers = 0
-    for key, value in changes.items():
-        OmegaConf.update(cfg, key, value)
-    return cfg
 
 
 def test_split_sizes_disjoint_deterministic_and_prefix():
@@ -81,11 +74,11 @@ def test_noise_depends_only_on_its_seed():
 )
 def test_bad_noise_raises(cifar_root, p, mode, message):
     with pytest.raises(ValueError, match=message):
-        build_data(cifar_cfg(cifar_root, **{"noise.p": p, "noise.mode": mode}))
+        build_data(cifar_config(cifar_root, **{"noise.p": p, "noise.mode": mode}))
 
 
 def test_cifar_bundle_follows_protocol(cifar_root):
-    bundle = build_data(cifar_cfg(cifar_root, **{"noise.p": 0.4, "noise.mode": "superclass"}))
+    bundle = build_data(cifar_config(cifar_root, **{"noise.p": 0.4, "noise.mode": "superclass"}))
     labels = bundle.labels
     assert len(bundle.train) == 1500 and len(bundle.val) == 500 and len(bundle.test) == 500
     assert not set(labels["train_index"]) & set(labels["val_index"])
@@ -102,14 +95,14 @@ def test_cifar_bundle_follows_protocol(cifar_root):
 
 
 def test_noise_on_val_flag(cifar_root):
-    bundle = build_data(cifar_cfg(cifar_root, **{"noise.p": 1.0, "noise.on_val": True}))
+    bundle = build_data(cifar_config(cifar_root, **{"noise.p": 1.0, "noise.on_val": True}))
     clean = read_split(cifar_root, "train").fine[bundle.labels["val_index"]]
     assert (bundle.labels["val_labels"] != clean).any()
 
 
 def test_missing_cifar_files_error_says_where_and_how(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset.download=true"):
-        build_data(cifar_cfg(tmp_path / "nowhere"))
+        build_data(cifar_config(tmp_path / "nowhere"))
 
 
 def test_official_identity_is_checked_by_checksum(cifar_root, monkeypatch):
@@ -145,12 +138,7 @@ def test_synthetic_bad_size_raises(tmp_path):
 
 
 def imagenet_cfg(root, **changes):
-    cfg = compose_config(["dataset=imagenet"]).dataset
-    OmegaConf.set_struct(cfg, False)
-    cfg.root, cfg.val_per_class, cfg.num_workers = str(root), 5, 0
-    for key, value in changes.items():
-        OmegaConf.update(cfg, key, value)
-    return cfg
+    return dataset_config("imagenet", **{"val_per_class": 5, **changes, "root": str(root)})
 
 
 def test_imagenet_subsets_balanced_nested_disjoint(tmp_path):

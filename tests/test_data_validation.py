@@ -7,21 +7,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from conftest import compose_config, write_cifar_fixture, write_imagefolder_fixture
+from conftest import cifar_config, dataset_config, write_cifar_fixture, write_imagefolder_fixture
 from topk_repro.data import build_data, synthetic
 from topk_repro.data.cifar_format import FOLDER, read_split
 from topk_repro.data.imagenet import scan_folder
-
-
-def cifar_cfg(root, **changes):
-    cfg = compose_config(["dataset=cifar100"]).dataset
-    OmegaConf.set_struct(cfg, False)
-    cfg.root, cfg.val_count, cfg.num_workers = str(root), 500, 0
-    for key, value in changes.items():
-        OmegaConf.update(cfg, key, value)
-    return cfg
 
 
 def rewrite(root, name: str, change) -> None:
@@ -43,7 +33,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
     rewrite(root, "train", lambda entry: entry.update(batch_label=RunsCode()))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"refusing to read .*train: it references posix.system"):
-        build_data(cifar_cfg(root))
+        build_data(cifar_config(root))
     assert not (tmp_path / "pwned").exists()
 
 
@@ -54,7 +44,7 @@ def test_empty_or_truncated_pickles_name_the_file(tmp_path, cut):
     path = root / FOLDER / "test"
     path.write_bytes(path.read_bytes()[:cut])
     with pytest.raises(ValueError, match=r"cannot read .*test: empty, truncated"):
-        build_data(cifar_cfg(root))
+        build_data(cifar_config(root))
 
 
 @pytest.mark.parametrize(
@@ -81,7 +71,7 @@ def test_inconsistent_cifar_files_are_errors_naming_the_file(tmp_path, name, cha
     write_cifar_fixture(root, num_train=200, num_test=100)
     rewrite(root, name, change)
     with pytest.raises(ValueError, match=message) as raised:
-        build_data(cifar_cfg(root))
+        build_data(cifar_config(root))
     assert str(root / FOLDER / name) in str(raised.value)
 
 
@@ -89,7 +79,7 @@ def test_num_classes_must_match_the_data(tmp_path):
     root = tmp_path / "cifar"
     write_cifar_fixture(root, num_train=200, num_test=100)
     with pytest.raises(ValueError, match="dataset.num_classes=10 but .*meta names 100"):
-        build_data(cifar_cfg(root, num_classes=10))
+        build_data(cifar_config(root, num_classes=10))
 
 
 def test_official_files_read_back_as_written(tmp_path):
@@ -119,14 +109,8 @@ def test_damaged_imagenet_index_is_rebuilt(tmp_path):
 
 def test_truncated_image_is_an_error_naming_it(tmp_path):
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=20, val_per_class=1)
-    cfg = compose_config(["dataset=imagenet"]).dataset
-    OmegaConf.set_struct(cfg, False)
-    cfg.root, cfg.val_per_class, cfg.image_size, cfg.resize, cfg.test_crops = (
-        str(tmp_path),
-        2,
-        8,
-        10,
-        1,
+    cfg = dataset_config(
+        "imagenet", root=str(tmp_path), val_per_class=2, image_size=8, resize=10, test_crops=1
     )
     bundle = build_data(cfg)
     broken = bundle.test.folder / bundle.test.paths[0]
