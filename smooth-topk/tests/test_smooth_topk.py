@@ -273,6 +273,23 @@ def test_cuda_matches_cpu(k):
 
 
 @CUDA
+def test_cuda_input_checks_do_not_synchronise():
+    from smooth_topk.checks import check_inputs
+
+    scores = torch.randn(64, 100, device="cuda")
+    labels = torch.randint(0, 100, (64,), device="cuda")
+    labels[3] = -100
+    weight = torch.rand(100, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        batch = check_inputs(scores, labels, 5, torch.rand(64, device="cuda"), weight, None, -100)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert batch.labels[3].item() == 0 and bool(batch.ignored[3])
+
+
+@CUDA
 def test_cuda_bf16_autocast_module():
     layer = torch.nn.Linear(32, 100).cuda()
     criterion = SmoothTopkSVM(k=5, tau=1.0).cuda()

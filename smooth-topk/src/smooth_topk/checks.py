@@ -44,7 +44,10 @@ def check_nonnegative_vector(name: str, value, length: int | None, what: str) ->
     if value.dim() != 1 or (length is not None and value.shape[0] != length):
         raise ValueError(f"{name} must have shape {shape} ({what}), got {tuple(value.shape)}")
     value = value.detach()
-    if value.numel() and not bool(((value >= 0) & torch.isfinite(value)).all()):
+    valid = ((value >= 0) & torch.isfinite(value)).all()
+    if value.is_cuda:
+        torch._assert_async(valid)  # no host synchronisation on the GPU
+    elif value.numel() and not bool(valid):
         raise ValueError(f"{name} must hold finite values >= 0")
     return value
 
@@ -92,10 +95,17 @@ def check_inputs(
         raise ValueError(f"k must be smaller than the number of classes ({classes}), got {k}")
     labels = labels.long()
     ignored = labels == ignore_index
-    any_ignored = batch > 0 and bool(ignored.any())
-    if any_ignored:
+    if labels.is_cuda:
+        # No host synchronisation on the GPU: ignored rows are always masked, and a label out of
+        # range fails as a device-side assert, as in cross-entropy.
         labels = labels.masked_fill(ignored, 0)
-    if batch > 0:
+        torch._assert_async(((labels >= 0) & (labels < classes)).all())
+        any_ignored = True
+    else:
+        any_ignored = batch > 0 and bool(ignored.any())
+        if any_ignored:
+            labels = labels.masked_fill(ignored, 0)
+    if batch > 0 and not labels.is_cuda:
         lowest, highest = (int(v) for v in torch.aminmax(labels))  # one pass over the labels
         if lowest < 0 or highest >= classes:
             raise ValueError(
