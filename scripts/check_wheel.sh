@@ -10,19 +10,24 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python=${PYTHON:-.venv/bin/python}
 
-"$python" -m pip wheel -q --no-deps ./smooth-topk -w "$work/dist"
+cp -r smooth-topk "$work/source"  # a clean copy: setuptools' build/ folder may hold stale files
+rm -rf "$work/source/build" "$work/source/dist" "$work/source/src/"*.egg-info
+"$python" -m pip wheel -q --no-deps "$work/source" -w "$work/dist"
 wheel=$(ls "$work"/dist/smooth_topk-*.whl)
 echo "built $(basename "$wheel")"
-"$python" -m zipfile -l "$wheel" | awk 'NR > 1 {print "  " $1}'
-"$python" -m zipfile -l "$wheel" | grep -q "smooth_topk/csrc/smooth_topk_cpu.cpp"
-if "$python" -m zipfile -l "$wheel" | grep -qE "topk_repro|(^| )(data|engine|models|results)/"; then
+listing=$("$python" -m zipfile -l "$wheel" | awk 'NR > 1 {print $1}')  # read whole, then search
+sed 's/^/  /' <<<"$listing"
+grep -q "^smooth_topk/csrc/smooth_topk_cpu.cpp$" <<<"$listing"
+grep -q "^smooth_topk/py.typed$" <<<"$listing"
+if grep -qE "topk_repro|^(data|engine|models|results)/" <<<"$listing"; then
     echo "the wheel holds framework files" >&2
     exit 1
 fi
 
 torch_version=$("$python" -c "import torch; print(torch.__version__.split('+')[0])")
 python3 -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q "torch==$torch_version" "$wheel[kernel,test]"
+"$work/venv/bin/python" -m pip install -q "torch==$torch_version" "$wheel[kernel,test]" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 cp -r smooth-topk/tests "$work/tests"
 cd "$work"  # away from the checkout: nothing of it can be imported
 "$work/venv/bin/python" - <<'PY'
