@@ -66,7 +66,7 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
     processes = init_processes(device.type)
     if processes.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", processes.local_rank)
-    run_dir = RunDir(run_path)
+    run_dir = RunDir(run_path, writer=processes.is_main)
     identity = run_identity(cfg)
     check_folder_identity(run_dir.path, run_dir.read_json("run.json"), identity)
     if run_dir.status == "finished":

@@ -38,11 +38,15 @@ class RunDir:
     """One run's folder: config.yaml (resolved), run.json, labels.npz, metrics.jsonl, final.json,
     last.pt, previous.pt, best.pt (and Hydra's .hydra/ when launched through src/train.py)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, writer: bool = True):
+        """`writer`: this process writes the folder's files (rank 0 under DDP); it removes the
+        temporary files a killed process left behind, which no other process may do while it
+        writes."""
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        for leftover in self.path.glob(f".*{PARTIAL}"):  # from a process killed mid-write
-            leftover.unlink(missing_ok=True)
+        if writer:
+            for leftover in self.path.glob(f".*{PARTIAL}"):
+                leftover.unlink(missing_ok=True)
 
     def _atomic(self, name: str, write) -> None:
         handle, temporary = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=PARTIAL)
