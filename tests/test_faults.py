@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import compose_config, tiny_overrides
 from topk_repro.engine import fit
@@ -43,6 +44,20 @@ def test_damaged_last_checkpoint_resumes_from_the_previous_one(tmp_path, capsys)
     assert "resuming from previous.pt" in capsys.readouterr().out
     assert final["status"] == "finished" and epochs_of(folder) == [1, 2, 3]
     assert {k: final[k] for k in SCORES} == {k: expected[k] for k in SCORES}
+
+
+def test_a_best_model_of_the_epoch_run_again_stays_consistent(tmp_path):
+    folder, cfg, _ = finished_then_unfinished(tmp_path)
+    # best.pt as a run that is not bit-reproducible may leave it: written at epoch 3, before
+    # last.pt was damaged, with a validation score the re-run of epoch 3 will not reach.
+    best = torch.load(folder / "best.pt", weights_only=True)
+    best.update(epoch=3, best={"epoch": 3, "val/top1": 99.0, "val/top5": 100.0})
+    torch.save(best, folder / "best.pt")
+    (folder / "last.pt").write_bytes(b"damaged")
+    with pytest.warns(RuntimeWarning, match="last.pt"):
+        final = fit.run(cfg, folder)
+    assert (final["best_epoch"], final["best_val/top5"]) == (3, 100.0)
+    assert torch.load(folder / "best.pt", weights_only=True)["best"]["val/top5"] == 100.0
 
 
 def test_every_checkpoint_damaged_is_an_error_not_a_fresh_start(tmp_path):

@@ -124,6 +124,7 @@ def _prepare(
     if checkpoint is not None:
         state = TrainState.restore(checkpoint, model, optimizer)
         print(f"resuming from epoch {state.epoch}")
+        _adopt_later_best(run_dir, state, device)
     if processes.is_main:
         run_dir.keep_metrics_until(state.epoch)
 
@@ -155,6 +156,17 @@ def _prepare(
         },
         progress=_progress(cfg, processes),
     )
+
+
+def _adopt_later_best(run_dir: RunDir, state: TrainState, device) -> None:
+    """After a resume from previous.pt, best.pt may hold a model of the epoch that is run again
+    (saved before last.pt was damaged).  It stays the selected model, and the state says so,
+    so that the model tested as "best" is always the one whose validation score is reported."""
+    best = run_dir.load_checkpoint("best.pt", map_location=device)
+    if best is None or best["epoch"] <= state.epoch or "best" not in best:
+        return
+    if best["best"]["val/top5"] > state.best["val/top5"]:
+        state.best = {key: best["best"][key] for key in ("epoch", "val/top1", "val/top5")}
 
 
 def _record(
@@ -284,8 +296,8 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
         if state.improves(row):
             state.best = {"epoch": epoch, "val/top1": row["val/top1"], "val/top5": row["val/top5"]}
             if main:
-                checkpoint = {"model": training.model.state_dict(), "epoch": epoch}
-                training.run_dir.save_checkpoint("best.pt", checkpoint)
+                checkpoint = {"model": training.model.state_dict(), "best": state.best}
+                training.run_dir.save_checkpoint("best.pt", {**checkpoint, "epoch": epoch})
         if main:
             training.run_dir.append_metrics(row)
             training.run_dir.save_last(state.checkpoint(training.model, training.optimizer))
