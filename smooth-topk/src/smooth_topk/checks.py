@@ -45,8 +45,8 @@ def check_nonnegative_vector(name: str, value, length: int | None, what: str) ->
         raise ValueError(f"{name} must have shape {shape} ({what}), got {tuple(value.shape)}")
     value = value.detach()
     valid = ((value >= 0) & torch.isfinite(value)).all()
-    if value.is_cuda:
-        torch._assert_async(valid)  # no host synchronisation on the GPU
+    if value.is_cuda or torch.compiler.is_compiling():
+        torch._assert_async(valid)  # no host synchronisation, nothing data-dependent
     elif value.numel() and not bool(valid):
         raise ValueError(f"{name} must hold finite values >= 0")
     return value
@@ -95,9 +95,11 @@ def check_inputs(
         raise ValueError(f"k must be smaller than the number of classes ({classes}), got {k}")
     labels = labels.long()
     ignored = labels == ignore_index
-    if labels.is_cuda:
-        # No host synchronisation on the GPU: ignored rows are always masked, and a label out of
-        # range fails as a device-side assert, as in cross-entropy.
+    asynchronous = labels.is_cuda or torch.compiler.is_compiling()
+    if asynchronous:
+        # No host synchronisation on the GPU (and nothing data-dependent for torch.compile):
+        # ignored rows are always masked, and a label out of range fails as an asynchronous
+        # assert (on the GPU a device-side assert, as in cross-entropy).
         labels = labels.masked_fill(ignored, 0)
         torch._assert_async(((labels >= 0) & (labels < classes)).all())
         any_ignored = True
@@ -105,7 +107,7 @@ def check_inputs(
         any_ignored = batch > 0 and bool(ignored.any())
         if any_ignored:
             labels = labels.masked_fill(ignored, 0)
-    if batch > 0 and not labels.is_cuda:
+    if batch > 0 and not asynchronous:
         lowest, highest = (int(v) for v in torch.aminmax(labels))  # one pass over the labels
         if lowest < 0 or highest >= classes:
             raise ValueError(

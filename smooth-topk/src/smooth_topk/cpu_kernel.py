@@ -118,15 +118,15 @@ def status() -> str:
     return module.__file__ if module is not None else "not available (PyTorch implementation)"
 
 
+@torch.compiler.assume_constant_result  # torch.compile takes the answer as a constant
+def available() -> bool:
+    """Whether the kernel is built (or can be) and not switched off."""
+    return not _switched_off and load() is not None
+
+
 def usable(scores: torch.Tensor, k: int) -> bool:
     """Whether the kernel serves these scores: CPU, float32/float64, k <= MAX_K, and built."""
-    return (
-        not _switched_off
-        and scores.device.type == "cpu"
-        and scores.dtype in TARGET
-        and k <= MAX_K
-        and load() is not None
-    )
+    return scores.device.type == "cpu" and scores.dtype in TARGET and k <= MAX_K and available()
 
 
 def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]:
@@ -135,7 +135,7 @@ def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]
     return load().forward(scores.detach().contiguous(), labels.contiguous(), *settings, want_grad)
 
 
-def _margins(alpha) -> torch.Tensor:
+def margins(alpha) -> torch.Tensor:
     """The kernel's margin argument: a scalar as a 1-element tensor, per-row margins as they are."""
     if isinstance(alpha, torch.Tensor):
         return alpha.to(torch.float64).contiguous()
@@ -150,7 +150,7 @@ class SmoothTopkCompiled(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, labels, k: int, tau: float, alpha: float, want_grad: bool):
-        settings = (k, tau, _margins(alpha), TARGET[scores.dtype])
+        settings = (k, tau, margins(alpha), TARGET[scores.dtype])
         loss, safe, grad = _run(scores, labels, settings, want_grad)
         ctx.save_for_backward(scores, labels)
         ctx.settings = settings
@@ -171,3 +171,45 @@ class SmoothTopkCompiled(torch.autograd.Function):
             grad = _run(scores, labels, ctx.settings, want_grad=True)[2]
         grad.mul_(grad_loss[:, None].to(grad.dtype))
         return grad, None, None, None, None, None
+
+
+# The kernel as one operator that torch.compile can place in a graph (no graph break): the loss
+# and its gradient in one call.  The kernel leaves rows with non-finite scores to its caller;
+# here they give NaN, as in cross-entropy (eager calls compute them in log space).  Eager calls
+# keep SmoothTopkCompiled, whose backward scales the gradient in place instead of allocating.
+@torch.library.custom_op("smooth_topk::cpu_loss_and_grad", mutates_args=())
+def loss_and_grad(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    margins: torch.Tensor,
+    k: int,
+    tau: float,
+    target: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row loss (B,) and dL_i/ds_i (B, C) of float32/float64 CPU scores."""
+    loss, safe, grad = _run(scores, labels, (k, tau, margins.contiguous(), target), True)
+    unsafe = ~safe
+    return loss.masked_fill(unsafe, float("nan")), grad.masked_fill(unsafe[:, None], float("nan"))
+
+
+@loss_and_grad.register_fake
+def _(scores, labels, margins, k, tau, target):
+    return scores.new_empty(scores.shape[0]), torch.empty_like(scores)
+
+
+def _save(ctx, inputs, output) -> None:
+    scores, labels, margins, k, tau, _ = inputs
+    ctx.save_for_backward(scores, labels, margins, output[1])
+    ctx.k, ctx.tau = k, tau
+    ctx.mark_non_differentiable(output[1])
+
+
+def _backward(ctx, grad_loss, _grad_of_grad):
+    scores, labels, margins, grad = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
+        grad = gradient_with_graph(scores, labels, grad_loss, ctx.k, ctx.tau, margins)
+        return grad.to(scores.dtype), None, None, None, None, None
+    return grad * grad_loss[:, None].to(grad.dtype), None, None, None, None, None
+
+
+loss_and_grad.register_autograd(_backward, setup_context=_save)

@@ -114,13 +114,12 @@ def smooth_topk_svm(
         return reduce(loss, batch, reduction)
 
 
-# Rows are routed by data-dependent checks and the kernel is an extension call, neither of which
-# torch.compile can trace: under it the loss runs eagerly (and the rest of the model compiles).
-@torch.compiler.disable
 def _per_row_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
     """Per-row loss: the compiled CPU kernel where it serves, the PyTorch paths elsewhere and
-    for the rows it flags."""
-    choice = implementation.selected()
+    for the rows it flags.  Under torch.compile the kernel is one graph operator
+    (`cpu_kernel.loss_and_grad`); the PyTorch paths route rows by data-dependent checks that
+    torch.compile cannot trace, so they run eagerly there (a graph break)."""
+    choice = _implementation()
     if choice == "pytorch" or not cpu_kernel.usable(scores, k):
         if choice == "cpu_kernel":
             raise ValueError(
@@ -130,6 +129,11 @@ def _per_row_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Te
                 f"{cpu_kernel.status()}"
             )
         return _portable_loss(scores, labels, k, tau, alpha)
+    if torch.compiler.is_compiling():
+        margins = cpu_kernel.margins(alpha)
+        return cpu_kernel.loss_and_grad(
+            scores, labels, margins, k, tau, power_sums.TARGET[scores.dtype]
+        )[0]
     want_grad = torch.is_grad_enabled() and scores.requires_grad
     loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, alpha, want_grad)
     return _replace_unsafe_rows(
@@ -137,6 +141,12 @@ def _per_row_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Te
     )
 
 
+@torch.compiler.assume_constant_result  # torch.compile takes the choice as a constant
+def _implementation() -> str:
+    return implementation.selected()
+
+
+@torch.compiler.disable  # data-dependent row routing: eager under torch.compile
 def _portable_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
     """Per-row loss with PyTorch operations only (any device)."""
     if k == 1:

@@ -20,28 +20,17 @@ from smooth_topk.checks import Margin, as_rows
 from smooth_topk.softplus import softplus
 
 
-class _SafeLogSumExp(torch.autograd.Function):
-    """log(sum(exp(x))) over `dim` whose gradient is 0, not NaN, when every entry is -inf."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, dim: int) -> torch.Tensor:
-        peak = x.amax(dim, keepdim=True)
-        peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-        out = ((x - peak).exp().sum(dim, keepdim=True).log() + peak).squeeze(dim)
-        ctx.save_for_backward(x, out)  # the output itself: its graph is needed twice over
-        ctx.dim = dim
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        # Written with differentiable operations only, and no NaN in a branch that `where`
-        # discards, so that autograd can differentiate it again (second derivatives).
-        x, out = ctx.saved_tensors
-        out = out.unsqueeze(ctx.dim)
-        finite = torch.isfinite(out)
-        safe_out = torch.where(finite, out, torch.zeros_like(out))
-        share = torch.where(finite, (x - safe_out).exp(), torch.zeros_like(x))
-        return grad_out.unsqueeze(ctx.dim) * share, None
+def _safe_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """log(sum(exp(x))) over `dim`, -inf with a zero (not NaN) gradient when every entry is
+    -inf.  Plain differentiable operations, with no NaN in a branch that `where` discards, so
+    autograd and torch.func can differentiate it as often as asked."""
+    peak = x.detach().amax(dim, keepdim=True)
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    total = (x - peak).exp().sum(dim, keepdim=True)
+    positive = total > 0
+    log_total = torch.where(positive, total, torch.ones_like(total)).log()
+    out = torch.where(positive, log_total, torch.full_like(total, float("-inf"))) + peak
+    return out.squeeze(dim)
 
 
 def _log_poly_product(left: torch.Tensor, right: torch.Tensor, k: int) -> torch.Tensor:
@@ -53,7 +42,7 @@ def _log_poly_product(left: torch.Tensor, right: torch.Tensor, k: int) -> torch.
     index = torch.where((b >= 0) & (b <= d2), b, torch.full_like(b, d2 + 1))
     absent = torch.full_like(right[..., :1], float("-inf"))
     toeplitz = torch.cat([right, absent], dim=-1)[..., index]  # (..., d1 + 1, top + 1)
-    return _SafeLogSumExp.apply(left.unsqueeze(-1) + toeplitz, -2)
+    return _safe_logsumexp(left.unsqueeze(-1) + toeplitz, -2)
 
 
 def log_esp(x: torch.Tensor, k: int) -> torch.Tensor:
