@@ -297,7 +297,7 @@ def test_wandb_offline_run_lives_in_run_folder_and_holds_metrics(tmp_path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             assert record.run.run_group == "wb" and record.run.job_type == "ce"
-            assert record.run.display_name == cfg.run_name
+            assert record.run.display_name.startswith(f"{cfg.run_name}-")  # + identity digest
         elif kind == "history":
             history.append(
                 {

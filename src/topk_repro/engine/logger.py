@@ -4,6 +4,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from topk_repro.engine.identity import identity_digest, run_identity
+
 
 class NullLogger:
     run_id = None
@@ -32,7 +34,7 @@ class WandbLogger:
             dir=str(run_dir),
             group=cfg.experiment_name,
             job_type=cfg.loss.name,
-            name=cfg.run_name,
+            name=f"{cfg.run_name}-{identity_digest(run_identity(cfg))}",  # as run folders
             tags=list(cfg.logger.get("tags", [])),
             config=OmegaConf.to_container(cfg, resolve=True),
             id=run_id,
