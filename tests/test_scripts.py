@@ -38,3 +38,11 @@ def test_bench_data_writes_both_paths(tmp_path):
     )
     paths = {row["path"] for row in json.loads(out.read_text())["rows"]}
     assert paths == {"standard", "device"}
+
+
+def test_bench_step_times_both_losses(tmp_path):
+    out = tmp_path / "step.json"
+    command = [sys.executable, str(ROOT / "scripts" / "bench_step.py"), "--model", "cifar_small"]
+    subprocess.run([*command, "--steps", "2", "--out", str(out)], check=True, capture_output=True)
+    record = json.loads(out.read_text())
+    assert set(record["median_ms"]) == {"ce", "smooth_topk_svm"} and record["ratio"] > 0
