@@ -45,7 +45,7 @@ def sequential_loss(scores: torch.Tensor, labels: torch.Tensor, k: int, tau: flo
     return (tau * F.softplus(z)).mean()
 
 
-def _seconds(step, device: str) -> float:
+def seconds(step, device: str) -> float:
     """Time of one step: wall clock on the CPU, CUDA events on the GPU."""
     if device == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -68,9 +68,9 @@ def median_ms(step, device: str, repeats: int, baseline=None) -> tuple[float, fl
             baseline()
     times, baseline_times = [], []
     for _ in range(repeats):
-        times.append(_seconds(step, device))
+        times.append(seconds(step, device))
         if baseline is not None:
-            baseline_times.append(_seconds(baseline, device))
+            baseline_times.append(seconds(baseline, device))
     times.sort()
     baseline_times.sort()
     median = 1e3 * times[len(times) // 2]

@@ -10,13 +10,13 @@ the CPU), CE and the SVM loss timed in alternation.  Prints both and writes JSON
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from bench_loss import seconds  # the timing of the loss benchmark, CUDA events included
 from smooth_topk import SmoothTopkSVM
 from topk_repro.models import build_model
 
@@ -32,19 +32,6 @@ def training_step(model, optimizer, images, labels, criterion, amp: bool):
         optimizer.step()
 
     return step
-
-
-def milliseconds(step, device: str) -> float:
-    if device == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end)
-    started = time.perf_counter()
-    step()
-    return 1e3 * (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -76,7 +63,7 @@ def main() -> None:
     times = {name: [] for name in steps}
     for _ in range(args.steps):
         for name, step in steps.items():
-            times[name].append(milliseconds(step, args.device))
+            times[name].append(1e3 * seconds(step, args.device))
     median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
     ratio = median["smooth_topk_svm"] / median["ce"]
     print(

@@ -32,7 +32,7 @@ def test_no_graph_break_with_the_kernel():
 
 @pytest.mark.usefixtures("compiled_kernel")
 @pytest.mark.parametrize("k", [1, 5])
-def test_fullgraph_gives_the_eager_values_and_gradients(k):
+def test_fullgraph_gives_the_eager_values_and_gradients(k, recwarn):
     layer, inputs, labels = case(1)
     margins = torch.rand(16)
     weight = torch.rand(30) + 0.5
@@ -49,6 +49,7 @@ def test_fullgraph_gives_the_eager_values_and_gradients(k):
     eager.backward()
     torch.testing.assert_close(compiled, eager)
     torch.testing.assert_close(compiled_grad, layer.weight.grad)
+    assert not [w for w in recwarn.list if "Dynamo does not know" in str(w.message)]
 
 
 def test_the_pytorch_implementation_still_compiles_with_a_graph_break(monkeypatch):
