@@ -95,19 +95,16 @@ def check_inputs(
         raise ValueError(f"k must be smaller than the number of classes ({classes}), got {k}")
     labels = labels.long()
     ignored = labels == ignore_index
+    # No host synchronisation on the GPU, and nothing data-dependent for torch.compile: there
+    # ignored rows are always masked, and a label out of range fails as an asynchronous assert
+    # (on the GPU a device-side assert, as in cross-entropy).
     asynchronous = labels.is_cuda or torch.compiler.is_compiling()
-    if asynchronous:
-        # No host synchronisation on the GPU (and nothing data-dependent for torch.compile):
-        # ignored rows are always masked, and a label out of range fails as an asynchronous
-        # assert (on the GPU a device-side assert, as in cross-entropy).
+    any_ignored = asynchronous or (batch > 0 and bool(ignored.any()))
+    if any_ignored:
         labels = labels.masked_fill(ignored, 0)
+    if asynchronous:
         torch._assert_async(((labels >= 0) & (labels < classes)).all())
-        any_ignored = True
-    else:
-        any_ignored = batch > 0 and bool(ignored.any())
-        if any_ignored:
-            labels = labels.masked_fill(ignored, 0)
-    if batch > 0 and not asynchronous:
+    elif batch > 0:
         lowest, highest = (int(v) for v in torch.aminmax(labels))  # one pass over the labels
         if lowest < 0 or highest >= classes:
             raise ValueError(

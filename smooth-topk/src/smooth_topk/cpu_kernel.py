@@ -164,7 +164,7 @@ class SmoothTopkCompiled(torch.autograd.Function):
             scores, labels = ctx.saved_tensors
             k, tau, margins, _ = ctx.settings
             grad = gradient_with_graph(scores, labels, grad_loss, k, tau, margins)
-            return grad.to(scores.dtype), None, None, None, None, None
+            return grad, None, None, None, None, None
         grad, ctx.grad = ctx.grad, None
         if grad is None:
             scores, labels = ctx.saved_tensors
@@ -208,7 +208,7 @@ def _backward(ctx, grad_loss, _grad_of_grad):
     scores, labels, margins, grad = ctx.saved_tensors
     if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
         grad = gradient_with_graph(scores, labels, grad_loss, ctx.k, ctx.tau, margins)
-        return grad.to(scores.dtype), None, None, None, None, None
+        return grad, None, None, None, None, None
     return grad * grad_loss[:, None].to(grad.dtype), None, None, None, None, None
 
 

@@ -119,9 +119,10 @@ class SmoothTopkLinearTree(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_safe):
         scores, labels, z, c_k, c_k1, safe = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
-            grad = gradient_with_graph(scores, labels, grad_loss, ctx.k, ctx.tau, ctx.alpha)
-            grad = torch.where(safe[:, None], grad, torch.zeros_like(grad))
-            return grad.to(scores.dtype), None, None, None, None
+            grad = gradient_with_graph(
+                scores, labels, grad_loss, ctx.k, ctx.tau, ctx.alpha, keep=safe
+            )
+            return grad, None, None, None, None
         levels, k = ctx.levels, ctx.k
         top = k - 1
         weight = grad_loss * torch.sigmoid(z) / k

@@ -88,11 +88,14 @@ def smooth_topk_log_space(scores: torch.Tensor, labels: torch.Tensor, k: int, ta
     return tau * softplus(z)
 
 
-def gradient_with_graph(scores, labels, grad_loss, k: int, tau: float, alpha: Margin):
+def gradient_with_graph(
+    scores, labels, grad_loss, k: int, tau: float, alpha: Margin, keep=None
+) -> torch.Tensor:
     """grad_loss-weighted dL/ds as a function autograd can differentiate again: what the fast
     paths' backward returns under create_graph=True (gradient penalties, Hessians).  Computed in
-    float64 log space from the scores, which carry their graph there."""
+    float64 log space from the scores, which carry their graph there; in the scores' dtype, and
+    zero on the rows outside the mask `keep` when given (rows another path computed)."""
     with torch.enable_grad():
         loss = smooth_topk_log_space(scores.double(), labels, k, tau, alpha)
         (grad,) = torch.autograd.grad(loss, scores, grad_loss.to(loss.dtype), create_graph=True)
-    return grad
+    return grad if keep is None else torch.where(keep[:, None], grad, torch.zeros_like(grad))

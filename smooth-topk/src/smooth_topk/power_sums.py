@@ -109,9 +109,10 @@ class SmoothTopkPowerSums(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_safe):
         scores, e, labels, z, safe, *sigma = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
-            grad = gradient_with_graph(scores, labels, grad_loss, ctx.k, ctx.tau, ctx.alpha)
-            grad = torch.where(safe[:, None], grad, torch.zeros_like(grad))
-            return grad.to(ctx.input_dtype), None, None, None, None
+            grad = gradient_with_graph(
+                scores, labels, grad_loss, ctx.k, ctx.tau, ctx.alpha, keep=safe
+            )
+            return grad, None, None, None, None
         sigma = [None, *sigma]
         k = ctx.k
         weight = grad_loss.to(torch.float64) * torch.sigmoid(z) / k
