@@ -124,7 +124,7 @@ def _prepare(
     if checkpoint is not None:
         state = TrainState.restore(checkpoint, model, optimizer)
         print(f"resuming from epoch {state.epoch}")
-        _adopt_later_best(run_dir, state, device)
+        _adopt_later_best(run_dir, state)
     if processes.is_main:
         run_dir.keep_metrics_until(state.epoch)
 
@@ -158,11 +158,11 @@ def _prepare(
     )
 
 
-def _adopt_later_best(run_dir: RunDir, state: TrainState, device) -> None:
+def _adopt_later_best(run_dir: RunDir, state: TrainState) -> None:
     """After a resume from previous.pt, best.pt may hold a model of the epoch that is run again
     (saved before last.pt was damaged).  It stays the selected model, and the state says so,
     so that the model tested as "best" is always the one whose validation score is reported."""
-    best = run_dir.load_checkpoint("best.pt", map_location=device)
+    best = run_dir.load_checkpoint("best.pt")  # on the CPU: only its record is read here
     if best is None or best["epoch"] <= state.epoch or "best" not in best:
         return
     if best["best"]["val/top5"] > state.best["val/top5"]:

@@ -46,12 +46,13 @@ def _normalise(value):
     return str(value)
 
 
-def _flatten(value: dict, prefix: str = "") -> dict:
+def flatten(value: dict, prefix: str = "") -> dict:
+    """A nested config as {dotted key: value} (an empty section contributes no key)."""
     flat = {}
     for key, item in value.items():
         name = f"{prefix}{key}"
-        if isinstance(item, dict) and item:
-            flat.update(_flatten(item, f"{name}."))
+        if isinstance(item, dict):
+            flat.update(flatten(item, f"{name}."))
         else:
             flat[name] = item
     return flat
@@ -67,7 +68,7 @@ def run_identity(cfg: DictConfig | dict) -> dict:
     if isinstance(cfg, DictConfig):
         top = [key for key in cfg if key != "hydra"]  # resolving hydra's node would recurse
         cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, top), resolve=True)
-    flat = _flatten(_normalise(cfg))
+    flat = flatten(_normalise(cfg))
     return {key: flat[key] for key in sorted(flat) if is_identity_key(key)}
 
 

@@ -12,18 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from topk_repro.engine.identity import identity_digest, run_identity, without_seed
-
-
-def flatten(value: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, dict):
-            flat.update(flatten(item, f"{name}."))
-        else:
-            flat[name] = item
-    return flat
+from topk_repro.engine.identity import flatten, identity_digest, run_identity, without_seed
 
 
 def _read(path: Path, parse) -> dict | None:
