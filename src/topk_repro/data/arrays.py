@@ -3,28 +3,25 @@
 - `ArrayDataset` + torch's DataLoader: the standard path, one image per `__getitem__`.
 - `DeviceLoader` (`dataset.loader=device`): the whole split as one uint8 tensor on the training
   device, augmented and normalised there in batches, with no per-image Python.
-Both use `augment.random_crop_flip`, and both derive their randomness from (seed, epoch) only.
+Both use `augment.random_crop_flip`; the standard path seeds each image's augmentation from
+(seed, epoch, index), the device path each batch's from (seed, epoch).
 """
 
 import numpy as np
 import torch
 
 from topk_repro.data.augment import normalize, random_crop_flip
-from topk_repro.data.order import epoch_seed, rank_count, rank_indices, sample_seed
+from topk_repro.data.order import EpochSeeded, epoch_seed, rank_count, rank_indices
 
 
-class ArrayDataset(torch.utils.data.Dataset):
+class ArrayDataset(EpochSeeded, torch.utils.data.Dataset):
     """Images (N, 32, 32, 3) uint8 and labels (N,); augments when `train` is true, each image
-    from its own seed (`set_epoch_seed`), whichever worker loads it."""
+    from its own seed, whichever worker loads it."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, train: bool):
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2)  # (N, 3, 32, 32) view
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         self.train = train
-        self.epoch_seed = 0
-
-    def set_epoch_seed(self, seed: int) -> None:
-        self.epoch_seed = seed
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -32,7 +29,7 @@ class ArrayDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         image = self.images[index : index + 1]
         if self.train:
-            generator = torch.Generator().manual_seed(sample_seed(self.epoch_seed, index))
+            generator = torch.Generator().manual_seed(self.seed_of(index))
             image = random_crop_flip(image, generator)
         return normalize(image)[0], self.labels[index]
 

@@ -18,7 +18,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_cla
 
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.cifar_format import atomic_write
-from topk_repro.data.order import sample_seed
+from topk_repro.data.order import EpochSeeded
 from topk_repro.data.splits import balanced_subset
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -70,17 +70,13 @@ class StackCrops:
         return torch.stack([self.transform(crop) for crop in crops])
 
 
-class ImageListDataset(torch.utils.data.Dataset):
-    """Image files and labels; the random transforms of each image draw from its own seed
-    (`set_epoch_seed`), whichever worker loads it."""
+class ImageListDataset(EpochSeeded, torch.utils.data.Dataset):
+    """Image files and labels; the random transforms of each image draw from its own seed,
+    whichever worker loads it."""
 
     def __init__(self, folder: Path, paths: list[str], labels: np.ndarray, transform):
         self.folder, self.paths, self.transform = Path(folder), paths, transform
         self.labels = torch.as_tensor(labels, dtype=torch.int64)
-        self.epoch_seed = 0
-
-    def set_epoch_seed(self, seed: int) -> None:
-        self.epoch_seed = seed
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -92,7 +88,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         except (OSError, ValueError) as error:  # truncated or not an image
             raise ValueError(f"cannot read image {path}: {error}") from None
         with torch.random.fork_rng(devices=[]):  # torchvision draws from the global generator
-            torch.manual_seed(sample_seed(self.epoch_seed, index))
+            torch.manual_seed(self.seed_of(index))
             return self.transform(image), self.labels[index]
 
 

@@ -15,6 +15,20 @@ def sample_seed(epoch_seed_value: int, index: int) -> int:
     return (epoch_seed_value * 1_000_003 + index) % (1 << 62)
 
 
+class EpochSeeded:
+    """A data set whose random transforms draw each sample's randomness from (seed, epoch,
+    index): the loader sets the epoch's seed (`set_epoch_seed`) before each epoch, and a sample
+    is the same whichever worker loads it."""
+
+    epoch_seed = 0
+
+    def set_epoch_seed(self, seed: int) -> None:
+        self.epoch_seed = seed
+
+    def seed_of(self, index: int) -> int:
+        return sample_seed(self.epoch_seed, index)
+
+
 def rank_indices(
     count: int,
     shuffle: bool,

@@ -7,7 +7,7 @@ import sys
 import torch
 
 from topk_repro.data.arrays import ArrayDataset, DeviceLoader
-from topk_repro.data.order import epoch_seed, rank_count, rank_indices
+from topk_repro.data.order import EpochSeeded, epoch_seed, rank_count, rank_indices
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -97,7 +97,7 @@ class SeededLoader:
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
         self.generator.manual_seed(epoch_seed(self.seed, epoch))
-        if hasattr(self.dataset, "set_epoch_seed"):
+        if isinstance(self.dataset, EpochSeeded):
             self.dataset.set_epoch_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
