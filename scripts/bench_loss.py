@@ -4,8 +4,9 @@ Prints a table and writes JSON: median forward+backward time (ms) per (B, C, k, 
 ratio to F.cross_entropy measured in the same process (wall clock on the CPU, CUDA events on
 the GPU, after warm-up; on CUDA the grid adds k = 20, 50, 100).  Scores are random normal
 (the paper's benchmark), times a spread; two wide-spread cases with a small tau time the rows
-that the fast power-sum path cannot prove accurate.  On the CPU it also times the PyTorch
-implementation alone (the compiled kernel switched off), what users without a compiler get.
+that the fast power-sum path cannot prove accurate.  It also times the PyTorch
+implementation alone (SMOOTH_TOPK_IMPL=pytorch: no compiled CPU kernel, no Triton kernels), what
+users without a compiler or without Triton get.
 The "sequential" baseline evaluates the same loss with the textbook recursion
 sigma_i <- sigma_i + e_j sigma_{i-1} over the classes (log space, autograd), the algorithm the
 paper's divide-and-conquer replaces.
@@ -15,14 +16,17 @@ paper's divide-and-conquer replaces.
 
 import argparse
 import json
+import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from smooth_topk import cpu_kernel
+from smooth_topk import cpu_kernel, implementation, triton_kernel
 from smooth_topk.functional import smooth_topk_svm
 
 SHAPES = [(64, 100), (256, 100), (256, 1000), (1024, 1000), (256, 10000)]
@@ -77,6 +81,20 @@ def median_ms(step, device: str, repeats: int, baseline=None) -> tuple[float, fl
     return median, (1e3 * baseline_times[len(times) // 2] if baseline is not None else None)
 
 
+@contextmanager
+def pytorch_only() -> Iterator[None]:
+    """The loss's PyTorch implementation alone (no CPU kernel, no Triton kernels)."""
+    previous = os.environ.get(implementation.VARIABLE)
+    os.environ[implementation.VARIABLE] = "pytorch"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[implementation.VARIABLE]
+        else:
+            os.environ[implementation.VARIABLE] = previous
+
+
 def forward_backward(loss_fn, scores: torch.Tensor, labels: torch.Tensor):
     def step():
         scores.grad = None
@@ -122,8 +140,8 @@ def measure(case, device: str, repeats: int, sequential_max_classes: int) -> dic
         "pytorch_only_ms": None,
         "sequential_ms": None,
     }
-    if cpu_kernel.usable(scores, k):
-        with cpu_kernel.disabled():
+    if cpu_kernel.usable(scores, k) or triton_kernel.usable(scores, k):
+        with pytorch_only():
             row["pytorch_only_ms"] = median_ms(step, device, max(3, repeats // 5))[0]
     if classes <= sequential_max_classes and (k, tau, spread) == (5, 1.0, 1.0):
 
@@ -158,8 +176,11 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor()}"
     )
-    kernel = cpu_kernel.status() if args.device == "cpu" else "not used on CUDA"
-    print(f"smooth_topk CPU kernel: {kernel}")
+    if args.device == "cpu":
+        kernel = f"CPU kernel {cpu_kernel.status()}"
+    else:
+        kernel = f"Triton kernels ({triton_kernel.status()})"
+    print(f"smooth_topk: {kernel}")
     print(
         "  dev     B      C  k   tau spread     CE ms    ours ms   ratio  PyTorch-only"
         "  sequential ms"
@@ -173,7 +194,7 @@ def main() -> None:
     meta = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu_kernel": kernel,
+        "implementation": kernel,
         "cuda_device": torch.cuda.get_device_name() if args.device == "cuda" else None,
     }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from smooth_topk import cpu_kernel
+from smooth_topk import cpu_kernel, triton_kernel
 from smooth_topk.implementation import selected as selected_implementation
 
 HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
@@ -22,12 +22,25 @@ def compiled_kernel():
         pytest.skip("no C++ compiler: the CPU kernel cannot be built")
 
 
-@pytest.fixture(params=["compiled", "portable"])
+@pytest.fixture
+def triton_kernels(monkeypatch):
+    """SMOOTH_TOPK_IMPL=triton for CPU tensors: the kernels in Triton's interpreter (the tests'
+    conftest turns it on where there is no GPU); skipped without Triton."""
+    if triton_kernel.kernels() is None:
+        pytest.skip("Triton is not installed")
+    if not triton_kernel.interpreted():
+        pytest.skip("CPU tensors reach the Triton kernels only with TRITON_INTERPRET=1")
+    monkeypatch.setenv("SMOOTH_TOPK_IMPL", "triton")
+
+
+@pytest.fixture(params=["compiled", "portable", "triton"])
 def implementation(request):
-    """Run a test through the compiled CPU kernel, then through the PyTorch paths alone."""
+    """Run a test through the compiled CPU kernel, the PyTorch paths alone and the Triton
+    kernels (interpreted)."""
     if request.param == "portable":
         with cpu_kernel.disabled():
             yield request.param
     else:
-        request.getfixturevalue("compiled_kernel")
+        request.getfixturevalue("compiled_kernel" if request.param == "compiled" else
+                                "triton_kernels")
         yield request.param

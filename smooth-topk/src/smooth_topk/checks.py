@@ -74,8 +74,12 @@ def check_inputs(
     weight: torch.Tensor | None,
     sample_weight: torch.Tensor | None,
     ignore_index: int,
+    *,
+    raw_scores: bool = False,
 ) -> Batch:
-    """Validate shapes, dtypes and ranges (ValueError naming the argument)."""
+    """Validate shapes, dtypes and ranges (ValueError naming the argument).  The scores come
+    back in float32 (float64 stays) with ignored rows zeroed, or as given with `raw_scores`
+    (for a kernel that reads any dtype and skips ignored rows itself)."""
     if not isinstance(logits, torch.Tensor) or not torch.is_floating_point(logits):
         raise ValueError("logits must be a floating-point tensor of shape (batch, classes)")
     if logits.dim() != 2:
@@ -123,9 +127,9 @@ def check_inputs(
             "sample_weight", sample_weight, batch, "one weight per sample"
         )
     scores = logits
-    if scores.dtype in (torch.float16, torch.bfloat16):
+    if not raw_scores and scores.dtype in (torch.float16, torch.bfloat16):
         scores = scores.float()
-    if any_ignored:
+    if not raw_scores and any_ignored:
         scores = scores.masked_fill(ignored[:, None], 0.0)
     return Batch(scores, labels, alpha, ignored if any_ignored else None, weight, sample_weight)
 

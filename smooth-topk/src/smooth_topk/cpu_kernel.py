@@ -26,6 +26,7 @@ from types import ModuleType
 import torch
 
 from smooth_topk import implementation
+from smooth_topk.autograd import register_loss_autograd
 from smooth_topk.log_space import gradient_with_graph
 from smooth_topk.power_sums import TARGET
 
@@ -135,11 +136,12 @@ def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]
     return load().forward(scores.detach().contiguous(), labels.contiguous(), *settings, want_grad)
 
 
-def margins(alpha) -> torch.Tensor:
-    """The kernel's margin argument: a scalar as a 1-element tensor, per-row margins as they are."""
+def margins(alpha, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The kernels' margin argument (float64): a scalar as a 1-element tensor made on `device`
+    (a fill, not a host-to-device copy, which would synchronise), per-row margins as they are."""
     if isinstance(alpha, torch.Tensor):
         return alpha.to(torch.float64).contiguous()
-    return torch.tensor([alpha], dtype=torch.float64)
+    return torch.full((1,), alpha, dtype=torch.float64, device=device)
 
 
 class SmoothTopkCompiled(torch.autograd.Function):
@@ -197,19 +199,4 @@ def _(scores, labels, margins, k, tau, target):
     return scores.new_empty(scores.shape[0]), torch.empty_like(scores)
 
 
-def _save(ctx, inputs, output) -> None:
-    scores, labels, margins, k, tau, _ = inputs
-    ctx.save_for_backward(scores, labels, margins, output[1])
-    ctx.k, ctx.tau = k, tau
-    ctx.mark_non_differentiable(output[1])
-
-
-def _backward(ctx, grad_loss, _grad_of_grad):
-    scores, labels, margins, grad = ctx.saved_tensors
-    if torch.is_grad_enabled():  # create_graph=True: a gradient with its own graph
-        grad = gradient_with_graph(scores, labels, grad_loss, ctx.k, ctx.tau, margins)
-        return grad, None, None, None, None, None
-    return grad * grad_loss[:, None].to(grad.dtype), None, None, None, None, None
-
-
-loss_and_grad.register_autograd(_backward, setup_context=_save)
+register_loss_autograd(loss_and_grad)

@@ -32,7 +32,7 @@ float16 / bfloat16 input is computed in float32; float64 stays float64.
 
 import torch
 
-from smooth_topk import cpu_kernel, implementation, power_sums
+from smooth_topk import cpu_kernel, implementation, power_sums, triton_kernel
 from smooth_topk.checks import (
     Margin,
     as_column,
@@ -105,18 +105,54 @@ def smooth_topk_svm(
     float64 input), or (B,) with reduction="none".
     """
     check_hyperparameters(k, tau, alpha, reduction)
-    batch = check_inputs(logits, labels, k, alpha, weight, sample_weight, ignore_index)
+    on_triton = _uses_triton(logits, k)
+    batch = check_inputs(
+        logits, labels, k, alpha, weight, sample_weight, ignore_index, raw_scores=on_triton
+    )
     scores, tau = batch.scores, float(tau)
     if scores.shape[0] == 0:
-        return reduce(scores.new_zeros(0), batch, reduction)
+        return reduce(scores.new_zeros(0, dtype=_loss_dtype(scores)), batch, reduction)
     with torch.autocast(scores.device.type, enabled=False):  # computed in the dtype chosen above
-        loss = _per_row_loss(scores, batch.labels, k, tau, batch.alpha)
+        if on_triton:
+            loss = _triton_loss(batch, k, tau)
+        else:
+            loss = _per_row_loss(scores, batch.labels, k, tau, batch.alpha)
         return reduce(loss, batch, reduction)
 
 
+def _loss_dtype(scores: torch.Tensor) -> torch.dtype:
+    return torch.float64 if scores.dtype == torch.float64 else torch.float32
+
+
+def _uses_triton(logits: torch.Tensor, k: int) -> bool:
+    """Whether the Triton kernels compute this call (`implementation.py`)."""
+    choice = _implementation()
+    if choice not in ("auto", "triton") or not isinstance(logits, torch.Tensor):
+        return False
+    usable = triton_kernel.usable(logits, k)
+    if choice == "triton" and not usable:
+        raise ValueError(
+            f"{implementation.VARIABLE}=triton, but the Triton kernels cannot serve these scores "
+            f"({logits.device.type}, {logits.dtype}, k={k}; they need k <= {triton_kernel.MAX_K} "
+            f"and CUDA tensors): {triton_kernel.status()}"
+        )
+    return usable and (choice == "triton" or logits.is_cuda)
+
+
+def _triton_loss(batch, k: int, tau: float) -> torch.Tensor:
+    """Per-row loss by the Triton kernels, as one graph operator (no host synchronisation);
+    ignored rows are passed with label -1, which the kernels skip."""
+    labels = batch.labels
+    if batch.ignored is not None:
+        labels = labels.masked_fill(batch.ignored, -1)
+    margins = cpu_kernel.margins(batch.alpha, batch.scores.device)
+    target = triton_kernel.target_for(batch.scores.dtype)
+    return triton_kernel.loss_and_grad(batch.scores, labels, margins, k, tau, target)[0]
+
+
 def _per_row_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
-    """Per-row loss: the compiled CPU kernel where it serves, the PyTorch paths elsewhere and
-    for the rows it flags.  Under torch.compile the kernel is one graph operator
+    """Per-row loss on the CPU: the compiled kernel where it serves, the PyTorch paths
+    elsewhere and for the rows it flags.  Under torch.compile the kernel is one graph operator
     (`cpu_kernel.loss_and_grad`); the PyTorch paths route rows by data-dependent checks that
     torch.compile cannot trace, so they run eagerly there (a graph break)."""
     choice = _implementation()

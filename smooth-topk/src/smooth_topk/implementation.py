@@ -1,12 +1,13 @@
 """The one switch that chooses how the loss is computed: the environment variable
 SMOOTH_TOPK_IMPL.
 
-- `auto` (default): the compiled CPU kernel where it serves (CPU tensors, float32/float64,
-  k <= 10, a C++ compiler), the PyTorch implementation everywhere else;
-- `cpu_kernel`: the compiled kernel, and an error where it cannot serve;
-- `pytorch`: the PyTorch implementation only (any device; no compiler needed);
-- `triton`: the GPU kernels planned in the project's issue 9; not part of this release, so
-  asking for them is an error rather than a silent fallback.
+- `auto` (default): on CUDA the Triton kernels (`triton_kernel.py`, k <= 100, Triton
+  installed); on the CPU the compiled kernel where it serves (float32/float64, k <= 10, a C++
+  compiler); the PyTorch implementation everywhere else;
+- `triton`: the Triton kernels, and an error where they cannot serve; with TRITON_INTERPRET=1
+  they also run on CPU tensors (Triton's interpreter: for tests, slow);
+- `cpu_kernel`: the compiled CPU kernel, and an error where it cannot serve;
+- `pytorch`: the PyTorch implementation only (any device; no compiler needed).
 
 SMOOTH_TOPK_NO_KERNEL=1, the older switch, still means `pytorch`.
 """
@@ -26,9 +27,4 @@ def selected() -> str:
         return "pytorch" if legacy else "auto"
     if value not in CHOICES:
         raise ValueError(f"{VARIABLE}={value!r} is not one of {', '.join(CHOICES)}")
-    if value == "triton":
-        raise ValueError(
-            f"{VARIABLE}=triton: the Triton kernels are not part of this release yet; use "
-            f"{VARIABLE}=auto (CUDA tensors take the PyTorch implementation)"
-        )
     return value

@@ -1,0 +1,155 @@
+"""The Triton implementation of the loss (`_triton_kernels.py`), for CUDA tensors.
+
+One graph operator, `smooth_topk::triton_loss_and_grad`, computes the per-row loss and dL/ds in
+one forward call (two kernel launches, no host synchronisation); the backward scales that
+gradient by the upstream one.  So a compiled model keeps the loss in its graph
+(`torch.compile(..., fullgraph=True)`) and CUDA-graph capture records it.  Rows with a non-finite
+score give NaN, as in cross-entropy.
+
+Triton is optional (it ships with torch's CUDA builds).  With TRITON_INTERPRET=1 set before the
+first call, the kernels run on CPU tensors with numpy: that is how the tests check them on
+machines without a GPU (slowly: keep shapes small).
+"""
+
+import math
+import os
+import struct
+from functools import cache
+from types import ModuleType
+
+import torch
+
+from smooth_topk.autograd import register_loss_autograd
+from smooth_topk.power_sums import MAX_K as MAX_POWER_SUM_K
+from smooth_topk.power_sums import TARGET
+
+MAX_K = 100  # the largest k served (the sequential path's cost grows as k^2 per class)
+_SCRATCH_BUDGET = 256 * 2**20  # bytes of prefix coefficients the sequential kernel may hold
+_REJECTED_ROW_PROGRAMS = 32  # programs for the rows the power-sum bound rejects (k <= 10)
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def interpreted() -> bool:
+    """Whether Triton runs kernels in its interpreter (on CPU tensors)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@cache
+def kernels() -> ModuleType | None:
+    """The kernel module, or None without Triton."""
+    try:
+        from smooth_topk import _triton_kernels
+    except ImportError:
+        return None
+    return _triton_kernels
+
+
+def usable(scores: torch.Tensor, k: int) -> bool:
+    """Whether the kernels serve these scores: CUDA (or the interpreter on the CPU), a floating
+    dtype, k <= MAX_K, and Triton installed."""
+    device_ok = scores.is_cuda or (scores.device.type == "cpu" and interpreted())
+    return device_ok and scores.dtype in _DTYPES and k <= MAX_K and kernels() is not None
+
+
+def status() -> str:
+    """One line for error messages: why the kernels may not serve."""
+    if kernels() is None:
+        return "Triton is not installed"
+    return "Triton available; CUDA tensors (or TRITON_INTERPRET=1 with CPU tensors)"
+
+
+def _programs(scores: torch.Tensor, k: int, per_program: int) -> int:
+    """How many programs the sequential kernel runs (each holds one scratch slot)."""
+    batch = scores.shape[0]
+    if k <= MAX_POWER_SUM_K:  # only the rows the bound rejects: rare
+        wanted = _REJECTED_ROW_PROGRAMS
+    elif scores.is_cuda:
+        wanted = torch.cuda.get_device_properties(scores.device).multi_processor_count
+    else:
+        wanted = 4
+    affordable = max(1, _SCRATCH_BUDGET // per_program)
+    return max(1, min(batch, wanted, affordable))
+
+
+def _launch(scores, labels, margins, k: int, tau: float, target: float):
+    """Per-row loss (float32, float64 for float64 scores), dL/ds (the scores' dtype) and the
+    route each row took (codes in `_triton_kernels.py`)."""
+    batch, classes = scores.shape
+    loss_dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
+    loss = torch.empty(batch, dtype=loss_dtype, device=scores.device)
+    grad = torch.empty_like(scores)
+    route = torch.full((batch,), 1, dtype=torch.int8, device=scores.device)  # 1: PRODUCTS
+    if batch == 0:
+        return loss, grad, route
+    module = kernels()
+    coefficients = _next_power_of_2(k + 1)
+    block = min(256, _next_power_of_2(classes))
+    margin_stride = 0 if margins.numel() == 1 else 1
+    common = (scores, labels, margins, margin_stride, loss, grad)
+    if k <= MAX_POWER_SUM_K:
+        # Error model of power_sums.py: 2 k^2 u from the recursions, k n u from the sums.
+        limit = target / ((2.0 * k * k + k * classes) * module.UNIT_ROUNDOFF)
+        module.power_sum_kernel[(batch,)](
+            *common, route, classes, scores.stride(0), _bits(tau), _bits(limit),
+            K=k, KP=coefficients, BLOCK=block, num_warps=4,
+        )
+    per_program = classes * coefficients * 8
+    programs = _programs(scores, k, per_program)
+    scratch = torch.empty(programs * classes * coefficients, dtype=torch.float64,
+                          device=scores.device)
+    module.sequential_kernel[(programs,)](
+        *common, route, scratch, batch, classes, scores.stride(0), _bits(tau),
+        K=k, KP=coefficients, BLOCK=block, num_warps=1,
+    )
+    return loss, grad, route
+
+
+ROUTES = {-1: "ignored", 0: "power sums", 1: "products", 2: "log products", 3: "non-finite"}
+
+
+def routes(scores, labels, k: int, tau: float, alpha: float = 1.0) -> list[str]:
+    """The path each row takes in the kernels (for tests and curious users)."""
+    margins = torch.full((1,), alpha, dtype=torch.float64, device=scores.device)
+    target = target_for(scores.dtype)
+    route = _launch(scores.contiguous(), labels.contiguous(), margins, k, float(tau), target)[2]
+    return [ROUTES[code] for code in route.tolist()]
+
+
+def _bits(value: float) -> int:
+    """The bit pattern of a float64, for the kernels' `_float64`."""
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+def _next_power_of_2(value: int) -> int:
+    """The smallest power of two >= value."""
+    return 1 << max(0, math.ceil(math.log2(value)))
+
+
+@torch.library.custom_op("smooth_topk::triton_loss_and_grad", mutates_args=())
+def loss_and_grad(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    margins: torch.Tensor,
+    k: int,
+    tau: float,
+    target: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row loss (B,) and dL_i/ds_i (B, C) by the Triton kernels."""
+    loss, grad, _ = _launch(
+        scores.contiguous(), labels.contiguous(), margins.contiguous(), k, tau, target
+    )
+    return loss, grad
+
+
+@loss_and_grad.register_fake
+def _(scores, labels, margins, k, tau, target):
+    loss_dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
+    return scores.new_empty(scores.shape[0], dtype=loss_dtype), torch.empty_like(scores)
+
+
+register_loss_autograd(loss_and_grad)
+
+
+def target_for(dtype: torch.dtype) -> float:
+    """The relative accuracy a power-sum row must be proven to meet for scores of `dtype`."""
+    return TARGET.get(dtype, TARGET[torch.float32])
