@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The GPU checks this project cannot run in CI, as one short script for a lent GPU machine:
-#   1. the CUDA tests of the loss (same checks as on the CPU, plus bf16 autocast);
+#   1. the CUDA tests of the loss (the Triton kernels against the CPU for k up to 100, bf16
+#      autocast, a training step under sync-debug mode "error", CUDA-graph capture, compile);
 #   2. the loss benchmark on CUDA (every shape up to (1024, 10000), k in {1, 5, 20, 50, 100},
 #      ours vs cross-entropy with CUDA events), one DenseNet-BC 40-40 training step (batch 64,
 #      bf16 autocast) with CE and with L_{5,1}, and the input pipelines;
 #   3. the epoch time of DenseNet-BC 40-40 on the full-size synthetic set (50,000 images,
 #      batch 64, bf16 AMP) with CE and with L_{5,1}: the numbers behind the README's cost estimate.
-# Usage: bash scripts/gpu_checks.sh [OUT_DIR]   (writes JSON and logs; not yet run on a GPU: its
-# length is an estimate, a few minutes on an H100, most of it the two epochs of step 3)
+# Usage: bash scripts/gpu_checks.sh [OUT_DIR]   (writes JSON and logs; not yet run on a GPU; each
+# step is cut at its time limit, 8 minutes in all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-results/gpu}}"
@@ -15,19 +16,23 @@ mkdir -p "$out"
 python=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src:$PWD/smooth-topk/src${PYTHONPATH:+:$PYTHONPATH}"
 
+# Each step has its own time limit (seconds), so that one slow step cannot take the others' time
+# and the whole script stays under 8 minutes; a step cut short leaves what it printed.
+step() { local limit=$1 log=$2; shift 2; timeout "$limit" "$@" 2>&1 | tee "$out/$log" || true; }
+
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-$python -m pytest -q smooth-topk/tests -k cuda 2>&1 | tee "$out/cuda_tests.log"
-$python scripts/bench_loss.py --device cuda --out "$out/bench_loss_cuda.json" 2>&1 \
-    | tee "$out/bench_loss_cuda.log"
-$python scripts/bench_step.py --device cuda --model densenet40_40 --batch 64 --amp \
-    --out "$out/bench_step_cuda.json" 2>&1 | tee "$out/bench_step_cuda.log"
-$python scripts/bench_data.py --device cuda --images 50000 --batch-size 64 \
-    --out "$out/bench_data_cuda.json" 2>&1 | tee "$out/bench_data_cuda.log"
+step 120 cuda_tests.log $python -m pytest -q smooth-topk/tests -k cuda
+step 200 bench_loss_cuda.log $python scripts/bench_loss.py --device cuda \
+    --out "$out/bench_loss_cuda.json"
+step 60 bench_step_cuda.log $python scripts/bench_step.py --device cuda --model densenet40_40 \
+    --batch 64 --amp --out "$out/bench_step_cuda.json"
+step 30 bench_data_cuda.log $python scripts/bench_data.py --device cuda --images 50000 \
+    --batch-size 64 --out "$out/bench_data_cuda.json"
 for loss in ce smooth_topk_svm; do
-    $python src/train.py experiment=cifar100_noise dataset=synthetic loss=$loss \
-        trainer.epochs=1 trainer.amp=true trainer.channels_last=true dataset.loader=device \
-        dataset.num_workers=0 paths.runs_dir="$out/runs" paths.data_dir="$out/data" \
-        experiment_name=gpu_epoch_time 2>&1 | tee "$out/epoch_$loss.log"
+    step 50 "epoch_$loss.log" $python src/train.py experiment=cifar100_noise dataset=synthetic \
+        loss=$loss trainer.epochs=1 trainer.amp=true trainer.channels_last=true \
+        dataset.loader=device dataset.num_workers=0 paths.runs_dir="$out/runs" \
+        paths.data_dir="$out/data" experiment_name=gpu_epoch_time
 done
 $python - "$out" <<'PY'
 import json, sys

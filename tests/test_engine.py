@@ -127,6 +127,7 @@ def test_dry_run_writes_record_and_labels_only(tmp_path, capsys):
     assert set(labels.files) >= {"train_index", "train_clean", "train_noisy", "val_index"}
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["loss_cpu_kernel"] is None  # cross-entropy: the kernel is not asked for
+    assert record["loss_implementation"] is None
 
 
 def test_same_noise_seed_same_labels_whatever_loss_or_training_seed(tmp_path):
@@ -168,6 +169,8 @@ def test_smoke_run_writes_complete_folder_and_finished_run_is_not_rerun(tmp_path
     assert record["dataset"]["official"] is False and record["dataset"]["name"] == "synthetic"
     assert {"git", "versions", "host", "device", "start_time"} <= set(record)
     assert record["loss_cpu_kernel"] == cpu_kernel.status()  # a CPU run of the smooth loss
+    expected = "cpu_kernel" if cpu_kernel.available() else "pytorch"
+    assert record["loss_implementation"] == expected
     best = torch.load(run_dir / "best.pt", weights_only=True)
     assert best["epoch"] == final["best_epoch"]
 

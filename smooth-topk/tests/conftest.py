@@ -8,4 +8,5 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from implementations import triton_kernels  # noqa: E402, F401  (fixture, used by name)
+# The fixtures that run a test through each implementation, for every test module.
+from implementations import compiled_kernel, implementation, triton_kernels  # noqa: E402, F401

@@ -41,6 +41,7 @@ def implementation(request):
         with cpu_kernel.disabled():
             yield request.param
     else:
-        request.getfixturevalue("compiled_kernel" if request.param == "compiled" else
-                                "triton_kernels")
+        request.getfixturevalue(
+            "compiled_kernel" if request.param == "compiled" else "triton_kernels"
+        )
         yield request.param

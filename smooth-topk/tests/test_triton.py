@@ -4,10 +4,14 @@ CUDA-graph capture.  Without a GPU they run in Triton's interpreter (tests/conft
 shapes stay small.  The accuracy suite of test_smooth_topk.py runs through them as well (the
 `implementation` fixture)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from implementations import compiled_kernel  # noqa: F401  (fixture)
 from smooth_topk import SmoothTopkSVM, cpu_kernel, triton_kernel
 from smooth_topk.functional import smooth_topk_svm
 from smooth_topk.log_space import smooth_topk_log_space
@@ -22,11 +26,11 @@ def _loss_and_grad(scores, labels, k, tau, alpha=1.0):
     return loss.detach(), scores.grad
 
 
-def _pytorch_loss_and_grad(scores, labels, k, tau):
+def _pytorch_loss_and_grad(scores, labels, k, tau, alpha=1.0):
     """The reference: the PyTorch implementation, whatever SMOOTH_TOPK_IMPL says."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SMOOTH_TOPK_IMPL", "pytorch")
-        return _loss_and_grad(scores, labels, k, tau)
+        return _loss_and_grad(scores, labels, k, tau, alpha)
 
 
 @pytest.mark.usefixtures("triton_kernels")
@@ -69,6 +73,21 @@ def test_k_beyond_ten_matches_log_space(k):
         torch.testing.assert_close(loss.double(), expected.detach(), rtol=tolerance, atol=0)
         largest = reference.grad.abs().max()
         assert (grad.double() - reference.grad).abs().max() <= tolerance * largest
+
+
+@pytest.mark.usefixtures("triton_kernels")
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_a_tiny_loss_keeps_its_relative_precision(k):
+    """The label far ahead: a loss near 1e-30, which log(1 + t) in place of log1p would round
+    to 0 (float32 represents it)."""
+    scores = torch.zeros(1, 30)
+    scores[0, 4] = 70.0 * k  # z = log(sigma_k / sigma_{k-1}) - 70: a loss near exp(-70)
+    labels = torch.tensor([4])
+    loss, grad = _loss_and_grad(scores, labels, k, 1.0, alpha=0.0)
+    expected, expected_grad = _pytorch_loss_and_grad(scores.double(), labels, k, 1.0, alpha=0.0)
+    assert 0 < expected.item() < 1e-25
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad.double(), expected_grad, rtol=1e-6, atol=0)
 
 
 @pytest.mark.usefixtures("triton_kernels")
@@ -235,3 +254,17 @@ def test_cuda_matches_the_cpu_for_every_k(k):
             assert (grad.double().cpu() - expected_grad).abs().max() <= 1e-5 * largest
         else:
             assert torch.isfinite(loss).all() and grad.dtype == torch.bfloat16
+
+
+def test_kernels_compile_for_nvidia_gpus_without_spilling():
+    """The interpreter runs the kernels' Python; this compiles them to GPU code (sm_90, through
+    Triton's bundled ptxas, no GPU needed), which the interpreter never does."""
+    if triton_kernel.kernels() is None:
+        pytest.skip("Triton is not installed")
+    script = Path(__file__).with_name("compile_triton_kernels.py")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, str(script), "90"], capture_output=True, text=True, env=environment
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.stdout.count("LOCAL:0") == 32, result.stdout

@@ -5,7 +5,8 @@ per row, with e_j = exp((s_j - m) / (k tau)) over the classes j != y (m their la
 sigma_t their elementary symmetric polynomials, z = alpha / tau + log(sigma_k / sigma_{k-1}) +
 (m - s_y) / (k tau), the loss is tau * softplus(z) and, before the upstream gradient,
 dL/ds_j = sigmoid(z) / k * (e_j sigma_{k-1}(e without j) / sigma_k
-                            - e_j sigma_{k-2}(e without j) / sigma_{k-1}),  dL/ds_y = -sigmoid(z) / k.
+                            - e_j sigma_{k-2}(e without j) / sigma_{k-1})
+and dL/ds_y = -sigmoid(z) / k.
 Everything is computed in float64, whatever the input dtype (float16 and bfloat16 are read as
 they are).  Two launches, no host round trip between them:
 
@@ -55,15 +56,6 @@ def _representable(sigma):
 
 
 @triton.jit
-def _log_add(a, b):
-    """log(exp(a) + exp(b)) elementwise, -inf standing for an absent term."""
-    high = tl.maximum(a, b)
-    low = tl.minimum(a, b)
-    gap = tl.where(low == float("-inf"), float("-inf"), low - high)
-    return high + tl.log(1.0 + tl.exp(gap))
-
-
-@triton.jit
 def _row_summary(base, n, y, BLOCK: tl.constexpr):
     """The largest score over the classes other than y, and whether the whole row is finite."""
     peak = tl.full([BLOCK], float("-inf"), tl.float64)
@@ -98,18 +90,35 @@ def _fill_row(loss_out, grad_row, row, n, value, BLOCK: tl.constexpr):
 
 @triton.jit
 def _softplus_and_slope(z):
-    """softplus(z) and sigmoid(z) from one exponential, both to full precision."""
+    """softplus(z) and sigmoid(z) from one exponential, both to full precision (a tiny loss keeps
+    its relative precision: log1p(t) = log(u) t / (u - 1) with u = 1 + t, Goldberg's formula,
+    since log(1 + t) would round it to 0)."""
     tail = tl.exp(-tl.abs(z))
-    slope = tl.where(z >= 0, 1.0 / (1.0 + tail), tail / (1.0 + tail))
-    return tl.maximum(z, 0.0) + tl.log(1.0 + tail), slope
+    grown = 1.0 + tail
+    log1p_tail = tl.where(grown == 1.0, tail, tl.log(grown) * (tail / (grown - 1.0)))
+    slope = tl.where(z >= 0, 1.0 / grown, tail / grown)
+    return tl.maximum(z, 0.0) + log1p_tail, slope
 
 
 @triton.jit
 def power_sum_kernel(
-    scores, labels, margins, margin_stride, loss_out, grad_out, pending,
-    n, row_stride, tau_bits, limit_bits,
-    K: tl.constexpr, KP: tl.constexpr, BLOCK: tl.constexpr,
+    scores,
+    labels,
+    margins,
+    margin_stride,
+    loss_out,
+    grad_out,
+    pending,
+    n,
+    row_stride,
+    tau_bits,
+    limit_bits,
+    K: tl.constexpr,
+    KP: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
+    """One program per row (k <= 10): the power-sum path where its error bound proves it, else
+    the row is left marked PRODUCTS for `sequential_kernel`."""
     tau = _float64(tau_bits)
     limit = _float64(limit_bits)
     row = tl.program_id(0).to(tl.int64)
@@ -119,13 +128,37 @@ def power_sum_kernel(
         tl.store(pending + row, tl.full([], IGNORED, tl.int8))
         _fill_row(loss_out, grad_row, row, n, 0.0, BLOCK)
     else:
-        _power_sum_row(scores + row * row_stride, grad_row, y, margins + row * margin_stride,
-                       loss_out + row, pending + row, n, tau, limit, K, KP, BLOCK)
+        _power_sum_row(
+            scores + row * row_stride,
+            grad_row,
+            y,
+            margins + row * margin_stride,
+            loss_out + row,
+            pending + row,
+            n,
+            tau,
+            limit,
+            K,
+            KP,
+            BLOCK,
+        )
 
 
 @triton.jit
-def _power_sum_row(base, grad_row, y, margin, loss_out, pending, n, tau, limit,
-                   K: tl.constexpr, KP: tl.constexpr, BLOCK: tl.constexpr):
+def _power_sum_row(
+    base,
+    grad_row,
+    y,
+    margin,
+    loss_out,
+    pending,
+    n,
+    tau,
+    limit,
+    K: tl.constexpr,
+    KP: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """One row by power sums, if their error bound proves it; else marks it pending."""
     alpha = tl.load(margin).to(tl.float64)
     peak, finite = _row_summary(base, n, y, BLOCK)
@@ -159,14 +192,17 @@ def _power_sum_row(base, grad_row, y, margin, loss_out, pending, n, tau, limit,
         bound = tl.where(index == t, absolute / t, bound)
     # The leave-one-out recursion's bound at the largest e: A_t(x) = sum_i x^i bound_{t-i}.
     powers = tl.cumprod(tl.where(index == 0, 1.0, big).to(tl.float64), axis=0)  # big^i
-    a_top = tl.sum(tl.where(index < K, powers * tl.gather(bound, tl.maximum(K - 1 - index, 0), 0),
-                            0.0))
-    a_below = tl.sum(tl.where(index < K - 1,
-                              powers * tl.gather(bound, tl.maximum(K - 2 - index, 0), 0), 0.0))
+    a_top = tl.sum(
+        tl.where(index < K, powers * tl.gather(bound, tl.maximum(K - 1 - index, 0), 0), 0.0)
+    )
+    a_below = tl.sum(
+        tl.where(index < K - 1, powers * tl.gather(bound, tl.maximum(K - 2 - index, 0), 0), 0.0)
+    )
     top = _entry(sigma, index, K)
     below = _entry(sigma, index, K - 1)
     proven = (
-        _representable(top) & _representable(below)
+        _representable(top)
+        & _representable(below)
         & (_entry(bound, index, K) / top <= limit)
         & (_entry(bound, index, K - 1) / below <= limit)
         & (big * (a_top / top + a_below / below) <= limit)
@@ -204,8 +240,9 @@ def _power_sum_row(base, grad_row, y, margin, loss_out, pending, n, tau, limit,
 
 
 @triton.jit
-def _sequential_row(base, prefix, n, y, peak, scale, index, K: tl.constexpr,
-                    KP: tl.constexpr, LOG: tl.constexpr):
+def _sequential_row(
+    base, prefix, n, y, peak, scale, index, K: tl.constexpr, KP: tl.constexpr, LOG: tl.constexpr
+):
     """sigma_0..sigma_K (their logs when LOG) by sequential products, storing at prefix[j] the
     coefficients of e_0..e_{j-1} for the gradient.  Each class multiplies the polynomial by
     (1 + e_j X): sigma_t += e_j sigma_{t-1}, a gather of the coefficient below."""
@@ -220,8 +257,10 @@ def _sequential_row(base, prefix, n, y, peak, scale, index, K: tl.constexpr,
         x = (tl.load(base + j).to(tl.float64) - peak) * scale
         if LOG:
             x = tl.where(j == y, float("-inf"), x)
-            sigma = _log_add(sigma, tl.where(shifts, x + tl.gather(sigma, below, 0),
-                                             float("-inf")))
+            other = tl.where(shifts, x + tl.gather(sigma, below, 0), float("-inf"))
+            high = tl.maximum(sigma, other)  # log(exp(sigma) + exp(other)), written out
+            gap = tl.where(high == float("-inf"), float("-inf"), tl.minimum(sigma, other) - high)
+            sigma = high + tl.log(1.0 + tl.exp(gap))
         else:
             e = tl.where(j == y, 0.0, tl.exp(x))
             sigma = sigma + tl.where(shifts, e * tl.gather(sigma, below, 0), 0.0)
@@ -229,8 +268,22 @@ def _sequential_row(base, prefix, n, y, peak, scale, index, K: tl.constexpr,
 
 
 @triton.jit
-def _sequential_gradient(base, grad_row, prefix, n, y, peak, scale, weight, top, below, index,
-                         K: tl.constexpr, KP: tl.constexpr, LOG: tl.constexpr):
+def _sequential_gradient(
+    base,
+    grad_row,
+    prefix,
+    n,
+    y,
+    peak,
+    scale,
+    weight,
+    top,
+    below,
+    index,
+    K: tl.constexpr,
+    KP: tl.constexpr,
+    LOG: tl.constexpr,
+):
     """dL/ds by prefix and suffix products: sigma_r(e without j) = sum_t prefix_t suffix_{r-t},
     all terms positive.  `top`, `below` are sigma_K, sigma_{K-1} (their logs when LOG)."""
     lower = tl.maximum(index - 1, 0)
@@ -252,33 +305,50 @@ def _sequential_gradient(base, grad_row, prefix, n, y, peak, scale, weight, top,
             terms = tl.where(in_top, before + tl.gather(suffix, reverse_top, 0), float("-inf"))
             high = tl.max(terms)
             without_top = high + tl.log(tl.sum(tl.exp(terms - high)))
-            terms = tl.where(in_below, before + tl.gather(suffix, reverse_below, 0),
-                             float("-inf"))
+            terms = tl.where(in_below, before + tl.gather(suffix, reverse_below, 0), float("-inf"))
             high = tl.max(terms)
             without_below = tl.where(
                 high == float("-inf"), high, high + tl.log(tl.sum(tl.exp(terms - high)))
             )
             g = weight * (tl.exp(x + without_top - top) - tl.exp(x + without_below - below))
-            suffix = _log_add(suffix, tl.where(shifts, x + tl.gather(suffix, lower, 0),
-                                               float("-inf")))
+            other = tl.where(shifts, x + tl.gather(suffix, lower, 0), float("-inf"))
+            high = tl.maximum(suffix, other)
+            gap = tl.where(high == float("-inf"), float("-inf"), tl.minimum(suffix, other) - high)
+            suffix = high + tl.log(1.0 + tl.exp(gap))
         else:
             e = tl.where(j == y, 0.0, tl.exp(x))
-            without_top = tl.sum(tl.where(in_top, before * tl.gather(suffix, reverse_top, 0),
-                                          0.0))
-            without_below = tl.sum(tl.where(in_below,
-                                            before * tl.gather(suffix, reverse_below, 0), 0.0))
+            without_top = tl.sum(tl.where(in_top, before * tl.gather(suffix, reverse_top, 0), 0.0))
+            without_below = tl.sum(
+                tl.where(in_below, before * tl.gather(suffix, reverse_below, 0), 0.0)
+            )
             g = e * (without_top * (weight / top) - without_below * (weight / below))
             suffix = suffix + tl.where(shifts, e * tl.gather(suffix, lower, 0), 0.0)
         g = tl.where(j == y, -weight, g)
-        _store(grad_row + j, g)
+        if grad_row.dtype.element_ty != tl.float64:  # as in _store (no call: a hot loop)
+            g = g.to(tl.float32)
+        tl.store(grad_row + j, g)
 
 
 @triton.jit
 def sequential_kernel(
-    scores, labels, margins, margin_stride, loss_out, grad_out, pending, scratch,
-    batch, n, row_stride, tau_bits,
-    K: tl.constexpr, KP: tl.constexpr, BLOCK: tl.constexpr,
+    scores,
+    labels,
+    margins,
+    margin_stride,
+    loss_out,
+    grad_out,
+    pending,
+    scratch,
+    batch,
+    n,
+    row_stride,
+    tau_bits,
+    K: tl.constexpr,
+    KP: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
+    """A fixed number of programs, each taking every num_programs-th row still marked PRODUCTS
+    (every row when k > 10), with its own scratch slot of n * KP float64 prefix coefficients."""
     tau = _float64(tau_bits)
     program = tl.program_id(0)
     prefix = scratch + program.to(tl.int64) * n * KP
@@ -293,15 +363,38 @@ def sequential_kernel(
                 _fill_row(loss_out, grad_row, row64, n, 0.0, BLOCK)
                 tl.store(pending + row64, tl.full([], IGNORED, tl.int8))
             else:
-                route = _sequential_row_loss(base, grad_row, prefix, y,
-                                             margins + row64 * margin_stride, loss_out + row64,
-                                             n, tau, index, K, KP, BLOCK)
+                route = _sequential_row_loss(
+                    base,
+                    grad_row,
+                    prefix,
+                    y,
+                    margins + row64 * margin_stride,
+                    loss_out + row64,
+                    n,
+                    tau,
+                    index,
+                    K,
+                    KP,
+                    BLOCK,
+                )
                 tl.store(pending + row64, route.to(tl.int8))
 
 
 @triton.jit
-def _sequential_row_loss(base, grad_row, prefix, y, margin, loss_out, n, tau, index,
-                         K: tl.constexpr, KP: tl.constexpr, BLOCK: tl.constexpr):
+def _sequential_row_loss(
+    base,
+    grad_row,
+    prefix,
+    y,
+    margin,
+    loss_out,
+    n,
+    tau,
+    index,
+    K: tl.constexpr,
+    KP: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """One row by sequential products (log space when they leave the float64 range); returns
     the route taken."""
     alpha = tl.load(margin).to(tl.float64)
@@ -321,8 +414,7 @@ def _sequential_row_loss(base, grad_row, prefix, y, margin, loss_out, n, tau, in
             route = tl.full([], PRODUCTS, tl.int32)
         else:
             route = tl.full([], LOG_PRODUCTS, tl.int32)
-            log_sigma = _sequential_row(base, prefix, n, y, peak, scale, index, K, KP,
-                                        True)
+            log_sigma = _sequential_row(base, prefix, n, y, peak, scale, index, K, KP, True)
             top = _entry(log_sigma, index, K)
             below = _entry(log_sigma, index, K - 1)
             log_ratio = top - below
@@ -331,9 +423,11 @@ def _sequential_row_loss(base, grad_row, prefix, y, margin, loss_out, n, tau, in
         weight = slope / K
         tl.store(loss_out, tau * value)
         if linear:
-            _sequential_gradient(base, grad_row, prefix, n, y, peak, scale, weight, top,
-                                 below, index, K, KP, False)
+            _sequential_gradient(
+                base, grad_row, prefix, n, y, peak, scale, weight, top, below, index, K, KP, False
+            )
         else:
-            _sequential_gradient(base, grad_row, prefix, n, y, peak, scale, weight, top,
-                                 below, index, K, KP, True)
+            _sequential_gradient(
+                base, grad_row, prefix, n, y, peak, scale, weight, top, below, index, K, KP, True
+            )
     return route

@@ -46,7 +46,7 @@ from smooth_topk.linear_tree import SmoothTopkLinearTree
 from smooth_topk.log_space import log_esp, smooth_topk_log_space
 from smooth_topk.softplus import softplus
 
-__all__ = ["smooth_topk_svm", "hard_topk_svm", "log_esp"]
+__all__ = ["smooth_topk_svm", "hard_topk_svm", "log_esp", "implementation_in_use"]
 
 
 def _smooth_top1(scores: torch.Tensor, labels: torch.Tensor, tau: float, alpha: Margin):
@@ -118,6 +118,19 @@ def smooth_topk_svm(
         else:
             loss = _per_row_loss(scores, batch.labels, k, tau, batch.alpha)
         return reduce(loss, batch, reduction)
+
+
+def implementation_in_use(
+    device: str | torch.device, k: int, dtype: torch.dtype = torch.float32
+) -> str:
+    """Which implementation computes the loss of `dtype` scores on `device` with this k:
+    "triton", "cpu_kernel" or "pytorch" (for run records and logs)."""
+    probe = torch.empty(0, k + 1, device=device, dtype=dtype)
+    if _uses_triton(probe, k):
+        return "triton"
+    if _implementation() != "pytorch" and cpu_kernel.usable(probe, k):
+        return "cpu_kernel"
+    return "pytorch"
 
 
 def _loss_dtype(scores: torch.Tensor) -> torch.dtype:

@@ -44,11 +44,17 @@ def kernels() -> ModuleType | None:
     return _triton_kernels
 
 
+@torch.compiler.assume_constant_result  # torch.compile takes the answer as a constant
+def installed() -> bool:
+    """Whether Triton is installed (and the kernels import)."""
+    return kernels() is not None
+
+
 def usable(scores: torch.Tensor, k: int) -> bool:
     """Whether the kernels serve these scores: CUDA (or the interpreter on the CPU), a floating
     dtype, k <= MAX_K, and Triton installed."""
     device_ok = scores.is_cuda or (scores.device.type == "cpu" and interpreted())
-    return device_ok and scores.dtype in _DTYPES and k <= MAX_K and kernels() is not None
+    return device_ok and scores.dtype in _DTYPES and k <= MAX_K and installed()
 
 
 def status() -> str:
@@ -90,16 +96,34 @@ def _launch(scores, labels, margins, k: int, tau: float, target: float):
         # Error model of power_sums.py: 2 k^2 u from the recursions, k n u from the sums.
         limit = target / ((2.0 * k * k + k * classes) * module.UNIT_ROUNDOFF)
         module.power_sum_kernel[(batch,)](
-            *common, route, classes, scores.stride(0), _bits(tau), _bits(limit),
-            K=k, KP=coefficients, BLOCK=block, num_warps=4,
+            *common,
+            route,
+            classes,
+            scores.stride(0),
+            _bits(tau),
+            _bits(limit),
+            K=k,
+            KP=coefficients,
+            BLOCK=block,
+            num_warps=4,
         )
     per_program = classes * coefficients * 8
     programs = _programs(scores, k, per_program)
-    scratch = torch.empty(programs * classes * coefficients, dtype=torch.float64,
-                          device=scores.device)
+    scratch = torch.empty(
+        programs * classes * coefficients, dtype=torch.float64, device=scores.device
+    )
     module.sequential_kernel[(programs,)](
-        *common, route, scratch, batch, classes, scores.stride(0), _bits(tau),
-        K=k, KP=coefficients, BLOCK=block, num_warps=1,
+        *common,
+        route,
+        scratch,
+        batch,
+        classes,
+        scores.stride(0),
+        _bits(tau),
+        K=k,
+        KP=coefficients,
+        BLOCK=block,
+        num_warps=1,
     )
     return loss, grad, route
 

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from smooth_topk import cpu_kernel
+from smooth_topk.functional import implementation_in_use
 from topk_repro.engine.identity import NOT_IDENTITY, identity_digest
 
 PACKAGES = ("torch", "torchvision", "numpy", "hydra-core", "omegaconf", "wandb", "pandas")
@@ -60,8 +61,13 @@ def run_record(cfg, identity: dict, data_record: dict, device: str) -> dict:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": device,
-        # Which implementation computed the smooth top-k loss (the kernel serves CPU runs only;
-        # asking builds it, so other losses and devices do not ask).
+        # Which implementation computed the smooth top-k loss (asking may build the CPU kernel,
+        # so other losses do not ask); the CPU kernel's file for CPU runs.
+        "loss_implementation": (
+            implementation_in_use(device, cfg.loss.k)
+            if cfg.loss.name == "smooth_topk_svm"
+            else None
+        ),
         "loss_cpu_kernel": (
             cpu_kernel.status() if device == "cpu" and cfg.loss.name == "smooth_topk_svm" else None
         ),
