@@ -1,11 +1,21 @@
-"""Fixtures that run a test through each implementation of the loss (import them by name)."""
+"""Fixtures that run a test through each implementation of the loss (import all three by name
+where `implementation` is used: it asks for the other two).
 
+Without a GPU, the Triton kernels run in Triton's interpreter (on CPU tensors), so that the tests
+check them on every machine: TRITON_INTERPRET is set here, when the test modules are collected,
+before any kernel is defined."""
+
+import os
 import shutil
 
 import pytest
+import torch
 
 from smooth_topk import cpu_kernel, triton_kernel
 from smooth_topk.implementation import selected as selected_implementation
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
 
@@ -30,6 +40,13 @@ def triton_kernels(monkeypatch):
         pytest.skip("Triton is not installed")
     if not triton_kernel.interpreted():
         pytest.skip("CPU tensors reach the Triton kernels only with TRITON_INTERPRET=1")
+    import triton.language as tl
+
+    if type(tl.zeros).__name__ == "JITFunction":
+        pytest.fail(
+            "TRITON_INTERPRET=1 was set after Triton was imported, so its library functions "
+            "are not interpreted: set it before (see conftest.py at the repository root)"
+        )
     monkeypatch.setenv("SMOOTH_TOPK_IMPL", "triton")
 
 

@@ -4,6 +4,7 @@ graph (fullgraph=True) with the eager values and gradients."""
 import pytest
 import torch
 
+from implementations import compiled_kernel  # noqa: F401  (fixture)
 from smooth_topk import SmoothTopkSVM, cpu_kernel
 from smooth_topk.functional import smooth_topk_svm
 

@@ -10,6 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from brute_force import brute_force_batch
+from implementations import (  # noqa: F401  (fixtures, used by name)
+    compiled_kernel,
+    implementation,
+    triton_kernels,
+)
 from smooth_topk import HardTopkSVM, SmoothTopkSVM, cpu_kernel
 from smooth_topk.functional import hard_topk_svm, log_esp, smooth_topk_svm
 
@@ -122,8 +127,10 @@ STRESS_CASES = [
 
 
 @pytest.mark.parametrize("classes,k,scale,tau", STRESS_CASES)
-def test_float32_stable_against_float64(classes, k, scale, tau, implementation, monkeypatch):
-    if implementation == "triton" and classes * k > 100_000:
+@pytest.mark.usefixtures("implementation")
+def test_float32_stable_against_float64(classes, k, scale, tau, request, monkeypatch):
+    implementation_name = request.getfixturevalue("implementation")
+    if implementation_name == "triton" and classes * k > 100_000:
         pytest.skip("minutes in Triton's interpreter; test_triton.py covers k > 10")
     generator = torch.Generator().manual_seed(classes + k)
     scores = (torch.randn(6, classes, generator=generator) * scale).float()
@@ -137,7 +144,7 @@ def test_float32_stable_against_float64(classes, k, scale, tau, implementation, 
     s64 = scores.double().requires_grad_()
     loss32 = smooth_topk_svm(s32, labels, k, tau, 1.0, reduction="none")
     loss32.sum().backward()
-    if implementation == "triton":  # float64 rows take the interpreter's slowest path
+    if implementation_name == "triton":  # float64 rows take the interpreter's slowest path
         monkeypatch.setenv("SMOOTH_TOPK_IMPL", "pytorch")
     loss64 = smooth_topk_svm(s64, labels, k, tau, 1.0, reduction="none")
     loss64.sum().backward()
@@ -605,21 +612,23 @@ def test_kernel_and_pytorch_paths_agree_on_random_configurations():
             )
 
 
-def test_float32_keeps_relative_precision_on_random_configurations(implementation, monkeypatch):
+@pytest.mark.usefixtures("implementation")
+def test_float32_keeps_relative_precision_on_random_configurations(request, monkeypatch):
     """float32 against float64 on a seeded sweep, including losses far below 1e-5 (the label
     far ahead), where a cancellation would show as a large relative error.  Triton's interpreter
     takes the first 40 cases of up to 100 classes, with the PyTorch implementation as the float64
     reference."""
+    implementation_name = request.getfixturevalue("implementation")
     cases = random_cases(
         7, 300, [2, 3, 5, 12, 100, 1000], 12, [0.0, 1.0], (-1, 4), 3, torch.float32
     )
-    if implementation == "triton":
+    if implementation_name == "triton":
         cases = [case for case in cases if case[1].shape[1] <= 100][:40]
     ones = torch.ones(3)
     for case, scores, labels, k, tau, alpha in cases:
         loss32, grad32 = _loss_and_grad(scores, labels, k, tau, ones, alpha)
         with monkeypatch.context() as patch:
-            if implementation == "triton":
+            if implementation_name == "triton":
                 patch.setenv("SMOOTH_TOPK_IMPL", "pytorch")
             loss64, grad64 = _loss_and_grad(scores.double(), labels, k, tau, ones.double(), alpha)
         relative = ((loss32.double() - loss64).abs() / loss64.abs().clamp(min=1e-30)).max()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from implementations import compiled_kernel, triton_kernels  # noqa: F401  (fixtures)
 from smooth_topk import SmoothTopkSVM, cpu_kernel, triton_kernel
 from smooth_topk.functional import smooth_topk_svm
 from smooth_topk.log_space import smooth_topk_log_space
