@@ -37,8 +37,8 @@ check-wheel: setup
 	bash scripts/check_wheel.sh
 
 lint: setup
-	$(VENV)/bin/ruff check src scripts tests smooth-topk
-	$(VENV)/bin/ruff format --check src scripts tests smooth-topk
+	$(VENV)/bin/ruff check src scripts tests smooth-topk conftest.py
+	$(VENV)/bin/ruff format --check src scripts tests smooth-topk conftest.py
 
 bench: setup
 	$(PY) scripts/bench_loss.py --out results/bench_loss.json

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import (
+from helpers import (
     cifar_config,
     dataset_config,
     realistic_coarse_map,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cifar_config, dataset_config, write_cifar_fixture, write_imagefolder_fixture
+from helpers import cifar_config, dataset_config, write_cifar_fixture, write_imagefolder_fixture
 from topk_repro.data import build_data, synthetic
 from topk_repro.data.cifar_format import FOLDER, read_split
 from topk_repro.data.imagenet import scan_folder

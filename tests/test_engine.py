@@ -13,7 +13,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from conftest import compose_config, tiny_overrides
+from helpers import compose_config, tiny_overrides
 from smooth_topk import cpu_kernel
 from topk_repro.engine import fit
 from topk_repro.engine.schedule import learning_rate
@@ -386,7 +386,7 @@ def test_bad_key_access_in_struct_config_names_the_key(tmp_path):
 
 @pytest.mark.parametrize("loss", ["ce", "smooth_topk_svm"])
 def test_imagenet_run_with_ten_crop_test(tmp_path, loss):
-    from conftest import write_imagefolder_fixture
+    from helpers import write_imagefolder_fixture
 
     write_imagefolder_fixture(tmp_path / "imagenet", classes=3, train_per_class=8, val_per_class=2)
     cfg = compose_config(
@@ -426,7 +426,7 @@ def test_imagenet_run_with_ten_crop_test(tmp_path, loss):
 def test_launcher_presets_select_the_hydra_plugin(launcher, target):
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONFIGS
+    from helpers import CONFIGS
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import compose_config, tiny_overrides
+from helpers import compose_config, tiny_overrides
 from topk_repro.engine import fit
 from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import compose_config, tiny_overrides
+from helpers import compose_config, tiny_overrides
 from topk_repro.engine import fit
 from topk_repro.engine.identity import RunFolderConflict, run_identity
 
@@ -14,7 +14,7 @@ def run_folder(tmp_path, *overrides: str) -> str:
     """The folder Hydra would give a single run with these overrides."""
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONFIGS
+    from helpers import CONFIGS
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", tiny_overrides(tmp_path, *overrides), return_hydra_config=True)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
 from topk_repro.results.layout import attach_paper, paired_differences, pivot_text, summarise

@@ -1,21 +1,12 @@
 """Fixtures that run a test through each implementation of the loss (import all three by name
-where `implementation` is used: it asks for the other two).
+where `implementation` is used: it asks for the other two)."""
 
-Without a GPU, the Triton kernels run in Triton's interpreter (on CPU tensors), so that the tests
-check them on every machine: TRITON_INTERPRET is set here, when the test modules are collected,
-before any kernel is defined."""
-
-import os
 import shutil
 
 import pytest
-import torch
 
 from smooth_topk import cpu_kernel, triton_kernel
 from smooth_topk.implementation import selected as selected_implementation
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
 
@@ -34,8 +25,8 @@ def compiled_kernel():
 
 @pytest.fixture
 def triton_kernels(monkeypatch):
-    """SMOOTH_TOPK_IMPL=triton for CPU tensors: the kernels in Triton's interpreter (the tests'
-    conftest turns it on where there is no GPU); skipped without Triton."""
+    """SMOOTH_TOPK_IMPL=triton for CPU tensors: the kernels in Triton's interpreter (conftest.py
+    turns it on where there is no GPU); skipped without Triton."""
     if triton_kernel.kernels() is None:
         pytest.skip("Triton is not installed")
     if not triton_kernel.interpreted():
@@ -45,7 +36,7 @@ def triton_kernels(monkeypatch):
     if type(tl.zeros).__name__ == "JITFunction":
         pytest.fail(
             "TRITON_INTERPRET=1 was set after Triton was imported, so its library functions "
-            "are not interpreted: set it before (see conftest.py at the repository root)"
+            "are not interpreted: set it before (see tests/conftest.py)"
         )
     monkeypatch.setenv("SMOOTH_TOPK_IMPL", "triton")
 

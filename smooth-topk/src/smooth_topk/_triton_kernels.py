@@ -100,7 +100,7 @@ def _softplus_and_slope(z):
     return tl.maximum(z, 0.0) + log1p_tail, slope
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["tau_bits", "limit_bits"])  # one build for every tau
 def power_sum_kernel(
     scores,
     labels,
@@ -329,7 +329,7 @@ def _sequential_gradient(
         tl.store(grad_row + j, g)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["tau_bits"])
 def sequential_kernel(
     scores,
     labels,

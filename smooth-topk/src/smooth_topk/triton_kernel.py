@@ -84,7 +84,12 @@ def _launch(scores, labels, margins, k: int, tau: float, target: float):
     loss_dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
     loss = torch.empty(batch, dtype=loss_dtype, device=scores.device)
     grad = torch.empty_like(scores)
-    route = torch.full((batch,), 1, dtype=torch.int8, device=scores.device)  # 1: PRODUCTS
+    # Every row's route: the power-sum kernel writes each (k <= 10); for k > 10 every row
+    # starts as PRODUCTS (1) for the sequential kernel.
+    if k <= MAX_POWER_SUM_K:
+        route = torch.empty(batch, dtype=torch.int8, device=scores.device)
+    else:
+        route = torch.ones(batch, dtype=torch.int8, device=scores.device)
     if batch == 0:
         return loss, grad, route
     module = kernels()

@@ -1,0 +1,89 @@
+"""Helpers for the framework's tests: small data in the real on-disk formats, and composed Hydra
+configs (imported by name; the fixtures are in conftest.py)."""
+
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from PIL import Image
+
+import topk_repro.engine.naming  # noqa: F401  (registers the config resolvers)
+from topk_repro.data.cifar_format import CifarSplit, write_meta, write_split
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def realistic_coarse_map(seed: int = 7) -> np.ndarray:
+    """Coarse class of each of 100 fine classes: 5 per coarse class, not in blocks of 5
+    (as in CIFAR-100, whose fine labels are numbered alphabetically)."""
+    return np.random.default_rng(seed).permutation(np.repeat(np.arange(20), 5))
+
+
+def write_cifar_fixture(root: Path, num_train: int = 2000, num_test: int = 500) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    coarse_of_fine = realistic_coarse_map()
+    for name, count in (("train", num_train), ("test", num_test)):
+        fine = rng.integers(0, 100, count)
+        images = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+        write_split(root, name, CifarSplit(images, fine, coarse_of_fine[fine]))
+    write_meta(root, [f"fine{i}" for i in range(100)], [f"coarse{i}" for i in range(20)])
+    return coarse_of_fine
+
+
+def write_imagefolder_fixture(
+    root: Path, classes: int = 3, train_per_class: int = 30, val_per_class: int = 4
+) -> None:
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for c in range(classes):
+            folder = root / split / f"n{c:08d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"img_{i:04d}.png")
+
+
+def compose_config(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def dataset_config(group: str, **values):
+    """The `dataset=<group>` config without DataLoader workers, with dotted keys set (struct
+    mode off, for fixtures)."""
+    cfg = compose_config([f"dataset={group}"]).dataset
+    OmegaConf.set_struct(cfg, False)
+    cfg.num_workers = 0
+    for key, value in values.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+def cifar_config(root, **values):
+    """`dataset=cifar100` reading the fixture files under `root`, with a 500-image val split."""
+    return dataset_config("cifar100", **{"val_count": 500, **values, "root": str(root)})
+
+
+def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
+    """A CPU run that takes seconds: a small synthetic set and a narrow CNN."""
+    return [
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.runs_dir={tmp_path / 'runs'}",
+        "dataset=synthetic",
+        "dataset.synthetic.num_train=1000",
+        "dataset.synthetic.num_test=200",
+        "dataset.train_size=400",
+        "dataset.val_count=300",
+        "dataset.val_size=200",
+        "dataset.num_workers=0",
+        "dataset.loader=device",
+        "model=cifar_small",
+        "model.width=8",
+        "trainer.epochs=2",
+        "trainer.batch_size=50",
+        "trainer.device=cpu",
+        "trainer.progress=false",
+        "optim.lr=0.05",
+        *extra,
+    ]
