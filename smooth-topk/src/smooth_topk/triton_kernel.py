@@ -23,9 +23,10 @@ from smooth_topk.autograd import register_loss_autograd
 from smooth_topk.power_sums import MAX_K as MAX_POWER_SUM_K
 from smooth_topk.power_sums import TARGET
 
-MAX_K = 100  # the largest k served (the sequential path's cost grows as k^2 per class)
-_SCRATCH_BUDGET = 256 * 2**20  # bytes of prefix coefficients the sequential kernel may hold
-_REJECTED_ROW_PROGRAMS = 32  # programs for the rows the power-sum bound rejects (k <= 10)
+MAX_K = 100  # the largest k served (the sequential path's cost grows with k)
+# Bytes of prefix coefficients the sequential kernel's programs may hold in all: less for k <= 10,
+# where it serves only the rows the power-sum bound rejects (often none).
+_SCRATCH_BUDGET = {"k <= 10": 64 * 2**20, "k > 10": 256 * 2**20}
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -66,15 +67,12 @@ def status() -> str:
 
 def _programs(scores: torch.Tensor, k: int, per_program: int) -> int:
     """How many programs the sequential kernel runs (each holds one scratch slot)."""
-    batch = scores.shape[0]
-    if k <= MAX_POWER_SUM_K:  # only the rows the bound rejects: rare
-        wanted = _REJECTED_ROW_PROGRAMS
-    elif scores.is_cuda:
+    if scores.is_cuda:  # one per multiprocessor
         wanted = torch.cuda.get_device_properties(scores.device).multi_processor_count
-    else:
+    else:  # the interpreter
         wanted = 4
-    affordable = max(1, _SCRATCH_BUDGET // per_program)
-    return max(1, min(batch, wanted, affordable))
+    budget = _SCRATCH_BUDGET["k <= 10" if k <= MAX_POWER_SUM_K else "k > 10"]
+    return max(1, min(scores.shape[0], wanted, budget // per_program))
 
 
 def _launch(scores, labels, margins, k: int, tau: float, target: float):
