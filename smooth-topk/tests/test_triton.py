@@ -1,8 +1,8 @@
 """The Triton kernels: their routes, k up to 100, many classes, agreement with the CPU kernel,
-half-precision input read directly, torch.compile, and (with a GPU) no host synchronisation and
-CUDA-graph capture.  Without a GPU they run in Triton's interpreter (tests/conftest.py), so the
-shapes stay small.  The accuracy suite of test_smooth_topk.py runs through them as well (the
-`implementation` fixture)."""
+half-precision input read directly, and (with a GPU) no host synchronisation and CUDA-graph
+capture; torch.compile is in test_compile.py.  Without a GPU they run in Triton's interpreter
+(tests/conftest.py), so the shapes stay small.  The accuracy suite of test_smooth_topk.py runs
+through them as well (the `implementation` fixture)."""
 
 import os
 import subprocess
@@ -132,31 +132,6 @@ def test_half_precision_is_read_directly_and_computed_in_float32(dtype):
     torch.testing.assert_close(loss, wide_loss, rtol=0, atol=0)  # the same float64 computation
     # Rounded once from float64 (by way of float32): within one unit in the last place.
     torch.testing.assert_close(grad, wide_grad.to(dtype), rtol=2 * torch.finfo(dtype).eps, atol=0)
-
-
-@pytest.mark.usefixtures("triton_kernels")
-def test_compiles_into_one_graph_with_the_eager_values_and_gradients():
-    generator = torch.Generator().manual_seed(3)
-    layer = torch.nn.Linear(8, 20)
-    inputs = torch.randn(6, 8, generator=generator)
-    labels = torch.randint(0, 20, (6,), generator=generator)
-    labels[1] = -100
-    margins = torch.rand(6, generator=generator)
-
-    def step():
-        return smooth_topk_svm(layer(inputs), labels, 3, 0.5, margins)
-
-    torch._dynamo.reset()
-    explanation = torch._dynamo.explain(step)()
-    assert explanation.graph_break_count == 0, explanation.break_reasons
-    torch._dynamo.reset()
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")()
-    compiled.backward()
-    compiled_grad, layer.weight.grad = layer.weight.grad.clone(), None
-    eager = step()
-    eager.backward()
-    torch.testing.assert_close(compiled, eager)
-    torch.testing.assert_close(compiled_grad, layer.weight.grad)
 
 
 def test_asking_for_triton_where_it_cannot_serve_is_a_clear_error(monkeypatch):

@@ -19,6 +19,7 @@ from types import ModuleType
 
 import torch
 
+from smooth_topk import cpu_kernel
 from smooth_topk.autograd import register_loss_autograd
 from smooth_topk.power_sums import MAX_K as MAX_POWER_SUM_K
 from smooth_topk.power_sums import TARGET
@@ -136,7 +137,7 @@ ROUTES = {-1: "ignored", 0: "power sums", 1: "products", 2: "log products", 3: "
 
 def routes(scores, labels, k: int, tau: float, alpha: float = 1.0) -> list[str]:
     """The path each row takes in the kernels (for tests and curious users)."""
-    margins = torch.full((1,), alpha, dtype=torch.float64, device=scores.device)
+    margins = cpu_kernel.margins(alpha, scores.device)
     target = target_for(scores.dtype)
     route = _launch(scores.contiguous(), labels.contiguous(), margins, k, float(tau), target)[2]
     return [ROUTES[code] for code in route.tolist()]
