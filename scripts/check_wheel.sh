@@ -19,6 +19,7 @@ listing=$("$python" -m zipfile -l "$wheel" | awk 'NR > 1 {print $1}')  # read wh
 sed 's/^/  /' <<<"$listing"
 grep -q "^smooth_topk/csrc/smooth_topk_cpu.cpp$" <<<"$listing"
 grep -q "^smooth_topk/py.typed$" <<<"$listing"
+grep -q "^smooth_topk/_triton_kernels.py$" <<<"$listing"
 if grep -qE "topk_repro|^(data|engine|models|results)/" <<<"$listing"; then
     echo "the wheel holds framework files" >&2
     exit 1
@@ -44,4 +45,4 @@ for name in ("topk_repro", "hydra", "omegaconf", "wandb", "pandas"):
         continue
     raise SystemExit(f"{name} is importable in the wheel's environment")
 PY
-"$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$work/tests" --rootdir "$work"
+"$work/venv/bin/python" -m pytest -q -ra -p no:cacheprovider "$work/tests" --rootdir "$work"

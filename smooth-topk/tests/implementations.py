@@ -28,7 +28,7 @@ def triton_kernels(monkeypatch):
     """SMOOTH_TOPK_IMPL=triton for CPU tensors: the kernels in Triton's interpreter (conftest.py
     turns it on where there is no GPU); skipped without Triton."""
     if triton_kernel.kernels() is None:
-        pytest.skip("Triton is not installed")
+        pytest.skip(triton_kernel.status())
     if not triton_kernel.interpreted():
         pytest.skip("CPU tensors reach the Triton kernels only with TRITON_INTERPRET=1")
     import triton.language as tl

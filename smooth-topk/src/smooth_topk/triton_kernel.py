@@ -36,12 +36,17 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+_import_error: list[str] = []  # why the kernels could not be imported, once tried
+
+
 @cache
 def kernels() -> ModuleType | None:
-    """The kernel module, or None without Triton."""
+    """The kernel module, or None without Triton (or without numpy, which its interpreter
+    needs)."""
     try:
         from smooth_topk import _triton_kernels
-    except ImportError:
+    except ImportError as error:
+        _import_error.append(str(error))
         return None
     return _triton_kernels
 
@@ -62,7 +67,7 @@ def usable(scores: torch.Tensor, k: int) -> bool:
 def status() -> str:
     """One line for error messages: why the kernels may not serve."""
     if kernels() is None:
-        return "Triton is not installed"
+        return f"Triton cannot be imported ({_import_error[-1]})"
     return "Triton available; CUDA tensors (or TRITON_INTERPRET=1 with CPU tensors)"
 
 
