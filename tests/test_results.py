@@ -25,6 +25,12 @@ def run_script(name: str, *arguments: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
+def train_multirun(*overrides: str) -> str:
+    """Run `src/train.py -m` (a Hydra multirun) with the overrides; its standard output."""
+    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides]
+    return subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+
+
 def make_tables(runs_dir: Path, out_dir: Path, paper_dir: Path | None = None) -> str:
     paper = ["--paper-dir", str(paper_dir)] if paper_dir is not None else []
     return run_script(
@@ -35,15 +41,12 @@ def make_tables(runs_dir: Path, out_dir: Path, paper_dir: Path | None = None) ->
 @pytest.mark.slow
 def test_tiny_sweep_then_tables_then_rerun_skips_finished(tmp_path):
     sweep = [
-        sys.executable,
-        str(ROOT / "src" / "train.py"),
-        "-m",
         "loss=ce,smooth_topk_svm",
         "dataset.noise.p=0.0,0.4",
         "experiment_name=mini",
         *tiny_overrides(tmp_path, "trainer.epochs=1"),
     ]
-    subprocess.run(sweep, check=True, capture_output=True, cwd=ROOT)
+    train_multirun(*sweep)
     runs_dir = tmp_path / "runs"
     folders = sorted(p.name for p in (runs_dir / "mini").iterdir() if p.is_dir())
     # <readable name>-<digest of the run's identity>
@@ -67,8 +70,7 @@ def test_tiny_sweep_then_tables_then_rerun_skips_finished(tmp_path):
         assert (out / f"mini.{suffix}").stat().st_size > 0
 
     metrics_before = [(runs_dir / "mini" / f / "metrics.jsonl").read_text() for f in folders]
-    again = subprocess.run(sweep, check=True, capture_output=True, text=True, cwd=ROOT)
-    assert again.stdout.count("already finished") == 4
+    assert train_multirun(*sweep).count("already finished") == 4
     assert metrics_before == [
         (runs_dir / "mini" / f / "metrics.jsonl").read_text() for f in folders
     ]
@@ -309,10 +311,7 @@ def test_tiny_loss_comparison_builds_its_table_plot_and_claims(tmp_path):
         "ce,ce_label_smoothing,smooth_topk_svm,hard_topk_svm,truncated_topk_entropy,lml,"
         "noised_topk,noised_topk_imbalanced,gce"
     )
-    sweep = [
-        sys.executable,
-        str(ROOT / "src" / "train.py"),
-        "-m",
+    train_multirun(
         "experiment=compare_losses_demo",
         f"loss={names}",
         "dataset.noise.p=0.0,0.6",
@@ -325,8 +324,7 @@ def test_tiny_loss_comparison_builds_its_table_plot_and_claims(tmp_path):
             "dataset.synthetic.num_train=2000",
             "dataset.train_size=1000",
         ),
-    ]
-    subprocess.run(sweep, check=True, capture_output=True, cwd=ROOT)
+    )
     runs_dir = tmp_path / "runs"
     assert len(list((runs_dir / "compare_losses_demo").glob("*/final.json"))) == 9 * 2 * 2
 
