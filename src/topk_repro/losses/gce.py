@@ -8,9 +8,9 @@ between cross-entropy (q -> 0) and the noise-robust mean absolute error (q = 1).
 import math
 
 import torch
-from torch import nn
 
 from topk_repro.losses.cross_entropy import average_probabilities
+from topk_repro.losses.function_loss import FunctionLoss
 
 
 def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: float) -> torch.Tensor:
@@ -19,19 +19,10 @@ def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: flo
     return (-torch.expm1(q * log_p) / q).mean()  # 1 - p^q without cancellation for small q
 
 
-class GeneralisedCrossEntropy(nn.Module):
-    def __init__(self, q: float):
-        super().__init__()
-        self.q = q
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return generalised_cross_entropy(logits, labels, self.q)
-
-
 def build(cfg, data):
     q = cfg.q
     if isinstance(q, bool) or not isinstance(q, (int, float)) or not (0 < q <= 1):
         raise ValueError(f"loss.q must be in (0, 1], got {q!r}")
     if not math.isfinite(q):
         raise ValueError(f"loss.q must be finite, got {q!r}")
-    return GeneralisedCrossEntropy(float(q)), average_probabilities
+    return FunctionLoss(generalised_cross_entropy, q=float(q)), average_probabilities

@@ -14,9 +14,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from topk_repro.losses.cross_entropy import average_probabilities
+from topk_repro.losses.function_loss import FunctionLoss
 from topk_repro.losses.topk_svm import check_k
 
 BISECTION_STEPS = 80  # halves a bracket of width up to 1e9 below 1e-14
@@ -63,14 +63,5 @@ def lml_loss(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor
     return loss if logits.dtype == torch.float64 else loss.float()
 
 
-class LML(nn.Module):
-    def __init__(self, k: int):
-        super().__init__()
-        self.k = k
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return lml_loss(logits, labels, self.k)
-
-
 def build(cfg, data):
-    return LML(check_k(cfg, data.num_classes)), average_probabilities
+    return FunctionLoss(lml_loss, k=check_k(cfg, data.num_classes)), average_probabilities

@@ -9,9 +9,9 @@ are left out, so a label among the top k costs little.  k = 1 is cross-entropy.
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from topk_repro.losses.cross_entropy import average_probabilities
+from topk_repro.losses.function_loss import FunctionLoss
 from topk_repro.losses.topk_svm import check_k
 
 
@@ -26,14 +26,6 @@ def truncated_topk_entropy(logits: torch.Tensor, labels: torch.Tensor, k: int) -
     return F.softplus(torch.logsumexp(others - true, dim=1)).mean()
 
 
-class TruncatedTopkEntropy(nn.Module):
-    def __init__(self, k: int):
-        super().__init__()
-        self.k = k
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return truncated_topk_entropy(logits, labels, self.k)
-
-
 def build(cfg, data):
-    return TruncatedTopkEntropy(check_k(cfg, data.num_classes)), average_probabilities
+    k = check_k(cfg, data.num_classes)
+    return FunctionLoss(truncated_topk_entropy, k=k), average_probabilities
