@@ -24,7 +24,6 @@ they are).  Two launches, no host round trip between them:
 import triton
 import triton.language as tl
 
-UNIT_ROUNDOFF = 2.0**-53
 # Below SMALLEST_SIGMA, terms lost to underflow could matter (as in the CPU kernel).
 SMALLEST_SIGMA = tl.constexpr(1e-250)
 LARGEST_FLOAT64 = tl.constexpr(1.7976931348623157e308)

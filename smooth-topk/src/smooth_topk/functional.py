@@ -128,7 +128,7 @@ def implementation_in_use(
     probe = torch.empty(0, k + 1, device=device, dtype=dtype)
     if _uses_triton(probe, k):
         return "triton"
-    if _implementation() != "pytorch" and cpu_kernel.usable(probe, k):
+    if _uses_cpu_kernel(probe, k):
         return "cpu_kernel"
     return "pytorch"
 
@@ -152,6 +152,11 @@ def _uses_triton(logits: torch.Tensor, k: int) -> bool:
     return usable and (choice == "triton" or logits.is_cuda)
 
 
+def _uses_cpu_kernel(scores: torch.Tensor, k: int) -> bool:
+    """Whether the compiled CPU kernel computes these scores (when Triton does not)."""
+    return _implementation() != "pytorch" and cpu_kernel.usable(scores, k)
+
+
 def _triton_loss(batch, k: int, tau: float) -> torch.Tensor:
     """Per-row loss by the Triton kernels, as one graph operator (no host synchronisation);
     ignored rows are passed with label -1, which the kernels skip."""
@@ -164,13 +169,12 @@ def _triton_loss(batch, k: int, tau: float) -> torch.Tensor:
 
 
 def _per_row_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch.Tensor:
-    """Per-row loss on the CPU: the compiled kernel where it serves, the PyTorch paths
+    """Per-row loss without Triton: the compiled CPU kernel where it serves, the PyTorch paths
     elsewhere and for the rows it flags.  Under torch.compile the kernel is one graph operator
     (`cpu_kernel.loss_and_grad`); the PyTorch paths route rows by data-dependent checks that
     torch.compile cannot trace, so they run eagerly there (a graph break)."""
-    choice = _implementation()
-    if choice == "pytorch" or not cpu_kernel.usable(scores, k):
-        if choice == "cpu_kernel":
+    if not _uses_cpu_kernel(scores, k):
+        if _implementation() == "cpu_kernel":
             raise ValueError(
                 f"{implementation.VARIABLE}=cpu_kernel, but the compiled CPU kernel cannot serve "
                 f"these scores ({scores.device.type}, {scores.dtype}, k={k}; it needs CPU "

@@ -37,6 +37,13 @@ _UNIT_ROUNDOFF = 2.0**-53
 TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}  # relative accuracy a kept row must prove
 
 
+def accuracy_limit(target: float, k: int, classes: int) -> float:
+    """The largest error-bound ratio a row may show and still meet `target` (module docstring:
+    2 k^2 u from Newton's recursions, k n u from summing n terms); the Triton kernel and the C++
+    kernel apply the same test."""
+    return target / ((2 * k * k + k * classes) * _UNIT_ROUNDOFF)
+
+
 def _newton(power_sums: torch.Tensor) -> torch.Tensor:
     """sigma_1..sigma_k and the absolute-value bounds sigmâ_1..sigmâ_k: (2, B, k) from (B, k).
 
@@ -89,8 +96,7 @@ class SmoothTopkPowerSums(torch.autograd.Function):
         a_below = (powers[:, :-1] * reversed_bound[:, 1:]).sum(1)
         leave_one_out = largest * (a_top / sigma[k] + a_below / sigma[k - 1])
         precision = torch.maximum(bound[k] / sigma[k], bound[k - 1] / sigma[k - 1])
-        classes = scores.shape[1]
-        limit = TARGET[scores.dtype] / ((2 * k * k + k * classes) * _UNIT_ROUNDOFF)
+        limit = accuracy_limit(TARGET[scores.dtype], k, scores.shape[1])
         safe = (sigma[k] > 0) & (sigma[k - 1] > 0) & (precision <= limit)
         safe &= leave_one_out <= limit
 

@@ -22,7 +22,7 @@ import torch
 from smooth_topk import cpu_kernel
 from smooth_topk.autograd import register_loss_autograd
 from smooth_topk.power_sums import MAX_K as MAX_POWER_SUM_K
-from smooth_topk.power_sums import TARGET
+from smooth_topk.power_sums import TARGET, accuracy_limit
 
 MAX_K = 100  # the largest k served (the sequential path's cost grows with k)
 # Bytes of prefix coefficients the sequential kernel's programs may hold in all: less for k <= 10,
@@ -102,8 +102,7 @@ def _launch(scores, labels, margins, k: int, tau: float, target: float):
     margin_stride = 0 if margins.numel() == 1 else 1
     common = (scores, labels, margins, margin_stride, loss, grad)
     if k <= MAX_POWER_SUM_K:
-        # Error model of power_sums.py: 2 k^2 u from the recursions, k n u from the sums.
-        limit = target / ((2.0 * k * k + k * classes) * module.UNIT_ROUNDOFF)
+        limit = accuracy_limit(target, k, classes)
         module.power_sum_kernel[(batch,)](
             *common,
             route,
