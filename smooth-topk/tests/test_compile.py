@@ -4,7 +4,6 @@ the loss compile into one graph (fullgraph=True) with the eager values and gradi
 import pytest
 import torch
 
-from implementations import compiled_kernel, triton_kernels  # noqa: F401  (fixtures)
 from smooth_topk import SmoothTopkSVM, cpu_kernel
 from smooth_topk.functional import smooth_topk_svm
 

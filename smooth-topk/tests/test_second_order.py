@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from brute_force import brute_force_batch
-from implementations import compiled_kernel, implementation, triton_kernels  # noqa: F401
 from smooth_topk.functional import smooth_topk_svm
 from smooth_topk.linear_tree import SmoothTopkLinearTree
 from smooth_topk.power_sums import SmoothTopkPowerSums

@@ -1,7 +1,7 @@
 """The Triton kernels: their routes, k up to 100, many classes, agreement with the CPU kernel,
 half-precision input read directly, and (with a GPU) no host synchronisation and CUDA-graph
 capture; torch.compile is in test_compile.py.  Without a GPU they run in Triton's interpreter
-(tests/conftest.py), so the shapes stay small.  The accuracy suite of test_smooth_topk.py runs
+(conftest.py), so the shapes stay small.  The accuracy suite (test_accuracy.py) runs
 through them as well (the `implementation` fixture)."""
 
 import os
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from implementations import compiled_kernel, triton_kernels  # noqa: F401  (fixtures)
 from smooth_topk import SmoothTopkSVM, cpu_kernel, triton_kernel
 from smooth_topk.functional import smooth_topk_svm
 from smooth_topk.log_space import smooth_topk_log_space

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from brute_force import brute_force_loss
-from implementations import compiled_kernel, implementation, triton_kernels  # noqa: F401
 from smooth_topk import HardTopkSVM, SmoothTopkSVM
 from smooth_topk.functional import hard_topk_svm, smooth_topk_svm
 

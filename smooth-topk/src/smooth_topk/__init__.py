@@ -5,7 +5,7 @@ criterion = SmoothTopkSVM(k=5, tau=1.0, alpha=1.0)
 loss = criterion(logits, labels)
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from smooth_topk import compat, functional  # noqa: E402
 from smooth_topk.modules import HardTopkSVM, SmoothTopkSVM  # noqa: E402

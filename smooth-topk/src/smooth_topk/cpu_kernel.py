@@ -9,7 +9,8 @@ range.  Rows with non-finite scores are flagged and left to the PyTorch paths.
 The kernel is optional: it needs a C++ compiler and ninja at first use (torch's JIT extension
 builder caches the result under ~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR).  When it
 cannot be built, a RuntimeWarning says why and every call uses the PyTorch implementation, which
-computes the same values.  SMOOTH_TOPK_IMPL=pytorch skips it (`implementation.py`).
+computes the same values.  `dispatch.py` decides when it is used (SMOOTH_TOPK_IMPL=pytorch never
+builds it).
 """
 
 import logging
@@ -17,15 +18,12 @@ import os
 import platform
 import shutil
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
 import torch
 
-from smooth_topk import implementation
 from smooth_topk.autograd import register_loss_autograd
 from smooth_topk.log_space import gradient_with_graph
 from smooth_topk.power_sums import TARGET
@@ -61,9 +59,7 @@ def _build_failure_reason(error: Exception) -> str:
 
 @cache
 def load() -> ModuleType | None:
-    """The compiled kernel module, or None when it is disabled or cannot be built."""
-    if implementation.selected() == "pytorch":
-        return None
+    """The compiled kernel module, or None when it cannot be built."""
     capability = torch.backends.cpu.get_cpu_capability()
     x86 = platform.machine().lower() in ("x86_64", "amd64")
     flags = _ARCH_FLAGS.get(capability, []) if x86 else []
@@ -89,45 +85,30 @@ def load() -> ModuleType | None:
         reason = _build_failure_reason(error)
         warnings.warn(
             f"smooth_topk: the CPU kernel could not be built ({reason}); using the PyTorch "
-            f"implementation (same values, slower). Set {implementation.VARIABLE}=pytorch to skip "
-            "the build.",
+            "implementation (same values, slower). Set SMOOTH_TOPK_IMPL=pytorch to skip the "
+            "build.",
             RuntimeWarning,
             stacklevel=2,
         )
         return None
 
 
-_switched_off = False
-
-
-@contextmanager
-def disabled() -> Iterator[None]:
-    """Within this block every call uses the PyTorch implementation (to compare the two)."""
-    global _switched_off
-    previous, _switched_off = _switched_off, True
-    try:
-        yield
-    finally:
-        _switched_off = previous
-
-
 def status() -> str:
-    """One line for logs and run records: the kernel's file, or that it is not in use."""
-    if implementation.selected() == "pytorch":
-        return f"not in use ({implementation.VARIABLE}=pytorch: PyTorch implementation)"
+    """One line for logs and run records: the kernel's file, or that it cannot be built."""
     module = load()
     return module.__file__ if module is not None else "not available (PyTorch implementation)"
 
 
 @torch.compiler.assume_constant_result  # torch.compile takes the answer as a constant
 def available() -> bool:
-    """Whether the kernel is built (or can be) and not switched off."""
-    return not _switched_off and load() is not None
+    """Whether the kernel is built (or can be)."""
+    return load() is not None
 
 
-def usable(scores: torch.Tensor, k: int) -> bool:
-    """Whether the kernel serves these scores: CPU, float32/float64, k <= MAX_K, and built."""
-    return scores.device.type == "cpu" and scores.dtype in TARGET and k <= MAX_K and available()
+def usable(device_type: str, dtype: torch.dtype, k: int) -> bool:
+    """Whether the kernel serves scores computed in `dtype` on `device_type`: CPU,
+    float32/float64, k <= MAX_K, and built (building it on first ask)."""
+    return device_type == "cpu" and dtype in TARGET and k <= MAX_K and available()
 
 
 def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]:

@@ -84,19 +84,19 @@ def _programs(scores: torch.Tensor, k: int, per_program: int) -> int:
 def _launch(scores, labels, margins, k: int, tau: float, target: float):
     """Per-row loss (float32, float64 for float64 scores), dL/ds (the scores' dtype) and the
     route each row took (codes in `_triton_kernels.py`)."""
+    module = kernels()
     batch, classes = scores.shape
     loss_dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
     loss = torch.empty(batch, dtype=loss_dtype, device=scores.device)
     grad = torch.empty_like(scores)
     # Every row's route: the power-sum kernel writes each (k <= 10); for k > 10 every row
-    # starts as PRODUCTS (1) for the sequential kernel.
+    # starts as PRODUCTS for the sequential kernel.
     if k <= MAX_POWER_SUM_K:
         route = torch.empty(batch, dtype=torch.int8, device=scores.device)
     else:
-        route = torch.ones(batch, dtype=torch.int8, device=scores.device)
+        route = torch.full((batch,), module.PRODUCTS.value, dtype=torch.int8, device=scores.device)
     if batch == 0:
         return loss, grad, route
-    module = kernels()
     coefficients = _next_power_of_2(k + 1)
     block = min(256, _next_power_of_2(classes))
     margin_stride = 0 if margins.numel() == 1 else 1
@@ -136,15 +136,20 @@ def _launch(scores, labels, margins, k: int, tau: float, target: float):
     return loss, grad, route
 
 
-ROUTES = {-1: "ignored", 0: "power sums", 1: "products", 2: "log products", 3: "non-finite"}
-
-
 def routes(scores, labels, k: int, tau: float, alpha: float = 1.0) -> list[str]:
     """The path each row takes in the kernels (for tests and curious users)."""
     margins = cpu_kernel.margins(alpha, scores.device)
     target = target_for(scores.dtype)
     route = _launch(scores.contiguous(), labels.contiguous(), margins, k, float(tau), target)[2]
-    return [ROUTES[code] for code in route.tolist()]
+    module = kernels()
+    names = {  # the codes are the kernels' own constants
+        module.IGNORED.value: "ignored",
+        module.POWER_SUMS.value: "power sums",
+        module.PRODUCTS.value: "products",
+        module.LOG_PRODUCTS.value: "log products",
+        module.NON_FINITE.value: "non-finite",
+    }
+    return [names[code] for code in route.tolist()]
 
 
 def _bits(value: float) -> int:
