@@ -7,6 +7,8 @@ STAMP := $(VENV)/.setup-stamp
 NOISE_MODE ?= block
 SEEDS ?= 0
 COMPARE_SEEDS ?= 0,1,2   # make compare-losses: several seeds, for the intervals
+TAU_NOISE ?= 0.0         # make sweep-tau: the noise level of the tau study
+DRY_RUN ?=
 LAUNCHER ?= basic
 DATA ?= data
 EXTRA ?=
@@ -49,30 +51,37 @@ bench-data: setup
 demo: setup
 	$(PY) scripts/demo.py
 
+# The studies: each grid is in its preset, configs/experiment/<study>.yaml, and Hydra runs it.
+# DRY_RUN=1 prints the runs and their estimated GPU-hours instead, touching no file.
+STUDY_OPTIONS = launcher=$(LAUNCHER) paths.data_dir=$(DATA)
+study = $(if $(DRY_RUN),$(PY) scripts/plan_sweep.py,$(PY) src/train.py -m) experiment=$(1) \
+	$(STUDY_OPTIONS) $(2) $(EXTRA)
+tables_unless_dry_run = $(if $(DRY_RUN),,$(PY) scripts/make_tables.py $(1))
+
 reproduce-cifar: setup
-	$(PY) scripts/sweep_noise.py --noise-mode $(NOISE_MODE) --seeds $(SEEDS) \
-		--launcher $(LAUNCHER) --data $(DATA) $(EXTRA)
-	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+	$(call study,cifar100_noise,seed=$(SEEDS) dataset.noise.mode=$(NOISE_MODE))
+	$(call tables_unless_dry_run,--runs-dir runs --out-dir results)
 
 reproduce-imagenet: setup
-	$(PY) scripts/sweep_sizes.py --seeds $(SEEDS) --launcher $(LAUNCHER) --data $(DATA) $(EXTRA)
-	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+	$(call study,imagenet_subsets,seed=$(SEEDS))
+	$(call tables_unless_dry_run,--runs-dir runs --out-dir results)
 
+# tau in {0.01, 0.1, 1, 10}, then the hard hinge (the tau -> 0 row), at noise p = TAU_NOISE.
 sweep-tau: setup
-	$(PY) scripts/sweep_tau.py --seeds $(SEEDS) --launcher $(LAUNCHER) --data $(DATA) $(EXTRA)
-	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+	$(call study,cifar100_tau,seed=$(SEEDS) dataset.noise.p=$(TAU_NOISE))
+	$(call study,cifar100_tau_hard,seed=$(SEEDS) dataset.noise.p=$(TAU_NOISE))
+	$(call tables_unless_dry_run,--runs-dir runs --out-dir results)
 
 # Every top-k and noise-robust loss under the Table 1 protocol (GPU), then the tables.
 compare-losses: setup
-	$(PY) scripts/sweep_losses.py --seeds $(COMPARE_SEEDS) --launcher $(LAUNCHER) \
-		--data $(DATA) $(EXTRA)
-	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+	$(call study,compare_losses,seed=$(COMPARE_SEEDS))
+	$(call tables_unless_dry_run,--runs-dir runs --out-dir results)
 
-# The same comparison sized for a CPU on the synthetic set (a few minutes on 2 cores).
+# The same comparison sized for a CPU on the synthetic set (its preset holds 3 seeds).
 compare-losses-demo: setup
-	$(PY) scripts/sweep_losses.py --demo --seeds 0,1,2 --runs-dir runs $(EXTRA)
-	$(PY) scripts/make_tables.py --runs-dir runs/compare_losses_demo \
-		--out-dir results/compare_losses_demo
+	$(call study,compare_losses_demo,)
+	$(call tables_unless_dry_run,--runs-dir runs/compare_losses_demo \
+		--out-dir results/compare_losses_demo)
 
 tables: setup
 	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results

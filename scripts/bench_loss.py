@@ -16,17 +16,14 @@ paper's divide-and-conquer replaces.
 
 import argparse
 import json
-import os
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from smooth_topk import cpu_kernel, implementation, triton_kernel
+from smooth_topk import cpu_kernel, dispatch, triton_kernel
 from smooth_topk.functional import smooth_topk_svm
 
 SHAPES = [(64, 100), (256, 100), (256, 1000), (1024, 1000), (256, 10000)]
@@ -83,20 +80,6 @@ def median_ms(step, device: str, repeats: int, baseline=None) -> tuple[float, fl
     return median, (1e3 * baseline_times[len(times) // 2] if baseline is not None else None)
 
 
-@contextmanager
-def pytorch_only() -> Iterator[None]:
-    """The loss's PyTorch implementation alone (no CPU kernel, no Triton kernels)."""
-    previous = os.environ.get(implementation.VARIABLE)
-    os.environ[implementation.VARIABLE] = "pytorch"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[implementation.VARIABLE]
-        else:
-            os.environ[implementation.VARIABLE] = previous
-
-
 def forward_backward(loss_fn, scores: torch.Tensor, labels: torch.Tensor):
     def step():
         scores.grad = None
@@ -142,8 +125,8 @@ def measure(case, device: str, repeats: int, sequential_max_classes: int) -> dic
         "pytorch_only_ms": None,
         "sequential_ms": None,
     }
-    if cpu_kernel.usable(scores, k) or triton_kernel.usable(scores, k):
-        with pytorch_only():
+    if dispatch.choose(scores, k) != "pytorch":
+        with dispatch.use("pytorch"):
             row["pytorch_only_ms"] = median_ms(step, device, max(3, repeats // 5))[0]
     if classes <= sequential_max_classes and (k, tau, spread) == (5, 1.0, 1.0):
 

@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOISE_LEVELS = "0.0,0.4,0.8"
 
 
 def main() -> int:
     print(
         "make demo: synthetic CIFAR-format data (NOT CIFAR-100), CE vs smooth top-5 SVM, "
-        f"noise p in {{{NOISE_LEVELS}}}, small CNN on the CPU\n",
+        "noise p in {0, 0.4, 0.8}, small CNN on the CPU\n",
         flush=True,
     )
     started = time.perf_counter()
@@ -25,9 +24,7 @@ def main() -> int:
         sys.executable,
         str(ROOT / "src" / "train.py"),
         "-m",
-        "experiment=demo",
-        "loss=ce,smooth_topk_svm",
-        f"dataset.noise.p={NOISE_LEVELS}",
+        "experiment=demo",  # its grid: configs/experiment/demo.yaml
         *sys.argv[1:],
     ]
     status = subprocess.call(train, cwd=ROOT)

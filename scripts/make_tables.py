@@ -22,7 +22,7 @@ from topk_repro.results.layout import (
     markdown,
     paired_differences,
     pivot_text,
-    row_key,
+    study_rows,
     summarise,
 )
 from topk_repro.results.plot import plot_table
@@ -44,34 +44,37 @@ def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_d
         return
     rows = runs[runs["experiment_name"] == experiment]
     official = bool(rows["official_data"].eq(True).all())
-    key, label = row_key(experiment)
+    rows_of_table = study_rows(rows)
     banner = "" if official else SYNTHETIC_BANNER
     table.assign(official_data=official).to_csv(out_dir / f"{experiment}.csv", index=False)
     pivot = pivot_text(table)
     header = f"# {experiment}: test accuracy (%) of the best-validation-top-5 checkpoint\n\n"
     if banner:
         header += f"**{banner}**\n\n"
-    text = header + f"Rows: {label} ({key}). Cells: mean ± std over seeds (n)\n\n"
+    text = (
+        header
+        + f"Rows: {rows_of_table.name} ({rows_of_table.key}). Cells: mean ± std over seeds (n)\n\n"
+    )
     (out_dir / f"{experiment}.md").write_text(text + markdown(pivot) + "\n")
     latex = pivot.to_latex(escape=True)
     (out_dir / f"{experiment}.tex").write_text((f"% {banner}\n" if banner else "") + latex)
     title = f"{experiment} ({'official data' if official else banner})"
-    plot_table(table, title, label, out_dir / f"{experiment}.png")
+    plot_table(table, title, rows_of_table.name, out_dir / f"{experiment}.png")
     print(f"\n{text}{pivot.to_string()}")
     write_differences(runs, experiment, out_dir, header=header)
 
 
 def write_differences(runs: pd.DataFrame, experiment: str, out_dir: Path, header: str) -> None:
     """<experiment>_vs_ce.{csv,md}: each loss minus CE, paired by seed, with 95% intervals."""
-    differences = paired_differences(runs, experiment, baseline="CE")
+    differences = paired_differences(runs, experiment)
     if differences.empty:
         return
     differences.to_csv(out_dir / f"{experiment}_vs_ce.csv", index=False)
-    key, label = row_key(experiment)
+    rows = study_rows(runs[runs["experiment_name"] == experiment])
     pivot = differences_pivot(differences)
     text = (
         header.replace("test accuracy (%)", "difference to CE (percentage points)")
-        + f"Rows: {label} ({key}). Cells: mean of (loss - CE) over seeds run with both, "
+        + f"Rows: {rows.name} ({rows.key}). Cells: mean of (loss - CE) over seeds run with both, "
         "paired by seed (same noise realisation and initialisation), [95% t interval], seed "
         "count; * when the interval excludes zero.\n\n"
     )

@@ -44,8 +44,8 @@ def write_imagefolder_fixture(
                 Image.fromarray(pixels).save(folder / f"img_{i:04d}.png")
 
 
-def compose_config(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+def compose_config(overrides: list[str], config_dir: Path = CONFIGS):
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 

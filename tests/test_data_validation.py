@@ -118,3 +118,10 @@ def test_truncated_image_is_an_error_naming_it(tmp_path):
     with pytest.raises(ValueError, match=f"cannot read image {broken}"):
         bundle.test[0]
     assert isinstance(bundle.test[1][0], torch.Tensor)
+
+
+def test_too_few_validation_images_name_val_per_class(tmp_path):
+    write_imagefolder_fixture(tmp_path, classes=2, train_per_class=3, val_per_class=1)
+    cfg = dataset_config("imagenet", root=str(tmp_path), val_per_class=5, test_crops=1)
+    with pytest.raises(ValueError, match=r"fewer than dataset.val_per_class=5"):
+        build_data(cfg)

@@ -16,6 +16,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from helpers import compose_config, tiny_overrides
 from smooth_topk import cpu_kernel
 from topk_repro.engine import fit
+from topk_repro.engine.loop import BatchSettings, NonFiniteLoss
 from topk_repro.engine.schedule import learning_rate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +106,8 @@ def test_misspelt_key_fails_naming_it(tmp_path):
         ("dataset.num_workers=-1", "dataset.num_workers must be >= 0"),
         ("model.width=2.5", "model.width: Value '2.5'"),
         ("trainer.progress=maybe", "trainer.progress must be auto, true or false"),
-        ("seed=1.5", "seed must be an integer"),
-        ("+loss.kk=3", "loss.kk: Key 'kk' not in 'LossSettings'"),
+        ("seed=1.5", "seed: Value .1.5. of type .float. could not be converted"),
+        ("+loss.kk=3", "loss.kk: Key 'kk' not in 'SmoothSettings'"),
     ],
 )
 def test_wrong_values_fail_before_any_work(tmp_path, override, message):
@@ -168,9 +169,10 @@ def test_smoke_run_writes_complete_folder_and_finished_run_is_not_rerun(tmp_path
     assert record["seeds"] == {"train": 0, "noise": 0, "split": 1234}
     assert record["dataset"]["official"] is False and record["dataset"]["name"] == "synthetic"
     assert {"git", "versions", "host", "device", "start_time"} <= set(record)
-    assert record["loss_cpu_kernel"] == cpu_kernel.status()  # a CPU run of the smooth loss
     expected = "cpu_kernel" if cpu_kernel.available() else "pytorch"
     assert record["loss_implementation"] == expected
+    kernel_file = cpu_kernel.status() if expected == "cpu_kernel" else None
+    assert record["loss_cpu_kernel"] == kernel_file  # a CPU run of the smooth loss
     best = torch.load(run_dir / "best.pt", weights_only=True)
     assert best["epoch"] == final["best_epoch"]
 
@@ -205,7 +207,7 @@ def test_non_finite_loss_fails_with_epoch_and_step(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fit, "build_criterion", nan_at_third_step)
     cfg = compose_config(tiny_overrides(tmp_path))
-    with pytest.raises(SystemExit):
+    with pytest.raises(NonFiniteLoss, match="epoch 1, step 3"):
         fit.run(cfg, tmp_path / "run")
     final = json.loads((tmp_path / "run" / "final.json").read_text())
     assert final["status"] == "failed"
@@ -352,9 +354,7 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> Non
         loader,
         torch.nn.CrossEntropyLoss(),
         prefix="val",
-        device=torch.device("cpu"),
-        amp=False,
-        channels_last=False,
+        batches=BatchSettings(torch.device("cpu")),
     )
     Path(out_dir, f"rank{rank}-of-{world_size}.json").write_text(json.dumps(result))
     dist.destroy_process_group()
@@ -450,3 +450,28 @@ def test_epoch_sampler_length_matches_its_indices_on_every_rank(equal_counts):
     covered = sorted(i for share in shares for i in share)
     assert len(set(covered)) == len(covered)  # no index served twice
     assert len(covered) == (9 if equal_counts else 10)  # training drops the tail for DDP
+
+
+def test_a_bad_imagenet_test_image_stops_the_run_before_training(tmp_path):
+    from helpers import write_imagefolder_fixture
+
+    write_imagefolder_fixture(tmp_path / "imagenet", classes=3, train_per_class=8, val_per_class=2)
+    broken = sorted((tmp_path / "imagenet" / "val").rglob("*.png"))[1]
+    broken.write_bytes(broken.read_bytes()[:40])
+    cfg = compose_config(
+        [
+            "experiment=imagenet_subsets",
+            "loss=ce",
+            f"dataset.root={tmp_path / 'imagenet'}",
+            "dataset.val_per_class=2",
+            "dataset.train_per_class=4",
+            "dataset.num_workers=0",
+            "dataset.test_crops=1",
+            "trainer.epochs=1",
+            "trainer.device=cpu",
+            "trainer.progress=false",
+        ]
+    )
+    with pytest.raises(ValueError, match=rf"1 image\(s\) under .* cannot be read: {broken}"):
+        fit.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # no epoch was trained

@@ -149,3 +149,56 @@ def test_joblib_sweep_with_dataloader_workers(tmp_path):
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
     finals = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("final.json")]
     assert len(finals) == 2 and all(f["status"] == "finished" for f in finals)
+
+
+def test_a_resume_under_another_implementation_records_both(tmp_path, monkeypatch, capsys):
+    from smooth_topk import cpu_kernel
+
+    if not cpu_kernel.available():
+        pytest.skip("needs the compiled CPU kernel, to resume without it")
+    folder = tmp_path / "run"
+    cfg = compose_config(tiny_overrides(tmp_path, "trainer.epochs=2", "loss=smooth_topk_svm"))
+    fit.run(cfg, folder)
+    (folder / "final.json").unlink()  # as if it had died after its last epoch
+    monkeypatch.setenv("SMOOTH_TOPK_IMPL", "pytorch")
+    assert fit.run(cfg, folder)["status"] == "finished"
+    assert "loss_implementation cpu_kernel -> pytorch" in capsys.readouterr().out
+    record = json.loads((folder / "run.json").read_text())
+    ran = [segment["loss_implementation"] for segment in record["segments"]]
+    assert ran == ["cpu_kernel", "pytorch"] and record["loss_implementation"] == "pytorch"
+
+
+def test_an_interrupt_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeypatch, capsys):
+    from topk_repro.engine.interrupt import Interrupted
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted("SIGTERM")
+
+    monkeypatch.setattr(fit, "train_epoch", interrupted)
+    cfg = compose_config(tiny_overrides(tmp_path))
+    with pytest.raises(Interrupted):
+        fit.run(cfg, tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "no epoch was completed, so there is no checkpoint" in err and "epoch 0" not in err
+    assert json.loads((tmp_path / "run" / "final.json").read_text())["status"] == "interrupted"
+
+
+def test_the_cost_estimate_skips_a_torn_metrics_line_naming_the_file(tmp_path):
+    folder = tmp_path / "runs" / "study" / "run-1"
+    folder.mkdir(parents=True)
+    metrics = folder / "metrics.jsonl"
+    metrics.write_text('{"epoch": 1, "epoch_time_s": 120.0}\n{"epoch": 2, "epoch_ti')
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "estimate_cost.py"),
+        "--runs",
+        "2",
+        "--epochs",
+        "30",
+        "--from-runs",
+        str(folder.parent),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "2.00 min = 2.0 GPU-hours" in result.stdout
+    assert f"dropping the torn last line of {metrics}" in result.stderr

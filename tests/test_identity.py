@@ -66,7 +66,7 @@ def test_changed_settings_never_reuse_a_folder(tmp_path, capsys):
     assert (folder / "config.yaml").read_text() == config_before
 
     longer = compose_config(tiny_overrides(tmp_path, "trainer.epochs=3", "optim.lr=0.1"))
-    with pytest.raises(RunFolderConflict, match=r"trainer.epochs: 1.0 -> 3.0"):
+    with pytest.raises(RunFolderConflict, match=r"trainer.epochs: 1 -> 3\n"):
         fit.run(longer, folder)
     same = fit.run(
         compose_config(tiny_overrides(tmp_path, "trainer.epochs=1", "optim.lr=0.1")), folder

@@ -153,7 +153,14 @@ def test_imbalanced_margins_need_counts_from_the_engine():
         {"name": "ce", "label_smoothing": 0.1},
         {"name": "truncated_topk_entropy", "k": 3},
         {"name": "lml", "k": 3},
-        {"name": "noised_topk", "k": 3, "alpha": 1.0, "eps": 1.0, "n_samples": 2},
+        {
+            "name": "noised_topk",
+            "k": 3,
+            "alpha": 1.0,
+            "eps": 1.0,
+            "n_samples": 2,
+            "imbalanced": False,
+        },
         {"name": "gce", "q": 0.7},
     ],
 )

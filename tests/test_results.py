@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,25 @@ def test_tiny_sweep_then_tables_then_rerun_skips_finished(tmp_path):
     ]
 
 
+# The table layouts the presets give their runs' configs (configs/experiment/*.yaml, `study`).
+STUDIES = {
+    "cifar100_noise": {"row": "dataset.noise.p", "row_name": "noise p", "null_row": "none"},
+    "imagenet_subsets": {
+        "row": "dataset.train_per_class",
+        "row_name": "images per class",
+        "null_row": "all",
+    },
+    "cifar100_tau": {"row": "loss.tau", "row_name": "tau", "null_row": "hard"},
+}
+
+
+def test_the_presets_record_these_layouts():
+    from helpers import compose_config
+
+    for experiment, study in STUDIES.items():
+        assert compose_config([f"experiment={experiment}"]).study == study
+
+
 def fake_run(
     runs_dir: Path,
     experiment: str,
@@ -105,6 +125,7 @@ def fake_run(
         "seed": seed,
         "loss": loss_config,
         "dataset": {"noise": {"p": p}, "train_per_class": per_class},
+        "study": STUDIES.get(experiment, STUDIES["cifar100_noise"]),
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "run.json").write_text(json.dumps({"dataset": {"official": official}}))
@@ -200,25 +221,55 @@ def test_wandb_source_gives_the_same_rows():
     assert rows.loc[0, "status"] == "finished" and "_runtime" not in rows.columns
 
 
-def test_sweep_dry_run_prints_count_and_cost():
+def test_plan_prints_the_presets_grid_and_its_cost():
     out = run_script(
-        "sweep_noise.py",
-        "--dry-run",
-        "--seeds",
-        "0,1",
+        "plan_sweep.py",
+        "experiment=cifar100_noise",
+        "seed=0,1",
+        "dataset.noise.mode=block",
         "--epoch-minutes",
         "0.5",
-        "--runs-dir",
-        "/nonexistent",
     )
-    assert "24 runs x 300 epochs x 0.50 min/epoch" in out
+    assert "cifar100_noise: 24 runs x 300 epochs x 0.50 min/epoch" in out
     assert "60.0 GPU-hours" in out
-    assert "dataset.noise.mode=block" in out
+    assert "   loss=smooth_topk_svm dataset.noise.p=1.0 seed=1" in out
+    assert "src/train.py -m experiment=cifar100_noise seed=0,1 dataset.noise.mode=block" in out
 
 
-def test_sweep_dry_run_does_not_guess_an_unmeasured_cost():
-    out = run_script("sweep_sizes.py", "--dry-run", "--runs-dir", "/nonexistent")
-    assert "10 runs x 120 epochs; GPU-hours unknown" in out
+def test_plan_does_not_guess_an_unmeasured_cost():
+    out = run_script("plan_sweep.py", "experiment=imagenet_subsets", "paths.runs_dir=/nonexistent")
+    assert "imagenet_subsets: 10 runs x 120 epochs; GPU-hours unknown" in out
+
+
+def test_a_command_line_sweep_replaces_the_presets_for_that_key():
+    out = run_script(
+        "plan_sweep.py", "experiment=cifar100_tau", "loss.tau=0.5,5", "paths.runs_dir=/nonexistent"
+    )
+    assert "cifar100_tau: 2 runs x 300 epochs" in out
+
+
+def test_a_dry_run_of_a_make_target_touches_no_file(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+
+    def snapshot() -> dict:
+        return {
+            path: path.read_bytes()
+            for path in sorted((ROOT / "results").rglob("*"))
+            if path.is_file()
+        }
+
+    before = snapshot()
+    result = subprocess.run(
+        ["make", "-s", "reproduce-cifar", "DRY_RUN=1", f"DATA={tmp_path / 'data'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cifar100_noise: 12 runs x 300 epochs" in result.stdout
+    assert snapshot() == before and not (tmp_path / "data").exists()
+    assert not (ROOT / "runs" / "cifar100_noise").exists()
 
 
 def test_estimate_cost_measures_the_epoch_time_from_run_folders(tmp_path):
@@ -305,16 +356,12 @@ def test_paired_differences_and_their_intervals_on_hand_made_runs(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_loss_comparison_builds_its_table_plot_and_claims(tmp_path):
-    losses = run_script("sweep_losses.py", "--dry-run", "--demo", "--runs-dir", "/nonexistent")
-    assert "compare_losses_demo: 54 runs x 4 epochs" in losses  # 9 losses x 2 p x 3 seeds
-    names = (
-        "ce,ce_label_smoothing,smooth_topk_svm,hard_topk_svm,truncated_topk_entropy,lml,"
-        "noised_topk,noised_topk_imbalanced,gce"
+    losses = run_script(
+        "plan_sweep.py", "experiment=compare_losses_demo", "paths.runs_dir=/nonexistent"
     )
+    assert "compare_losses_demo: 54 runs x 4 epochs" in losses  # 9 losses x 2 p x 3 seeds
     train_multirun(
-        "experiment=compare_losses_demo",
-        f"loss={names}",
-        "dataset.noise.p=0.0,0.6",
+        "experiment=compare_losses_demo",  # the preset's grid: its 9 losses x 2 noise levels
         "seed=0,1",
         # every class needs training labels for the imbalanced margins: 1,000 images
         *tiny_overrides(

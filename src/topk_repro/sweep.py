@@ -1,90 +1,88 @@
-"""Shared helper of the sweep entry points: build and launch one Hydra multirun.
+"""What Hydra cannot say about a study before it runs: its runs and their GPU cost.
 
-Each study script (sweep_noise.py, sweep_sizes.py, sweep_tau.py) names its grid; this module
-adds the common options (seeds, launcher, data folder, dry run) and passes any extra Hydra
-overrides through.  Running a sweep again skips finished runs and resumes interrupted ones,
-because every run's folder is named by the values that define it.
+A study's grid lives in its preset (`hydra.sweeper.params` in configs/experiment/<study>.yaml),
+and `python src/train.py -m experiment=<study> [key=a,b ...]` runs it, command-line sweeps
+replacing the preset's for the same key (as Hydra's sweeper does).  `plan` reads the same file
+and the same overrides and lists the runs, touching no file; the cost is estimated from an
+epoch time given, or measured on the study's run folders.  Running a sweep again skips finished
+runs and resumes interrupted ones, because every run's folder is named by its identity.
 """
 
-import argparse
 import itertools
-import json
-import math
 import statistics
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from topk_repro.engine.run_dir import read_metrics
+
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
+CONFIGS = ROOT / "configs"
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
-    parser.add_argument("--launcher", default="basic", choices=LAUNCHERS)
-    parser.add_argument("--data", default="data", help="folder holding the data sets")
-    parser.add_argument("--runs-dir", default="runs")
-    parser.add_argument(
-        "--epoch-minutes",
-        type=float,
-        default=None,
-        help="GPU minutes per epoch for the estimate (default: measured on existing runs)",
+@dataclass
+class Plan:
+    """A study's runs (each a {key: value} of its swept settings), their epochs and where their
+    folders go, and the command that runs them."""
+
+    experiment: str
+    runs: list[dict]
+    epochs: int
+    runs_dir: Path
+    command: list[str]
+
+    def cost_line(self, epoch_minutes: float | None) -> str:
+        """'<study>: N runs x E epochs x M min/epoch = about H GPU-hours' (or why unknown)."""
+        minutes = epoch_minutes or median_epoch_minutes(self.runs_dir / self.experiment)
+        head = f"{self.experiment}: {len(self.runs)} runs x {self.epochs} epochs"
+        if minutes is None:
+            return (
+                f"{head}; GPU-hours unknown: no epoch time measured yet (run one epoch, or "
+                "pass --epoch-minutes)"
+            )
+        source = "given" if epoch_minutes else "measured on existing runs"
+        hours = len(self.runs) * self.epochs * minutes / 60
+        return f"{head} x {minutes:.2f} min/epoch ({source}) = about {hours:.1f} GPU-hours"
+
+
+def _grid(sweeps: list[str]) -> dict[str, list[str]]:
+    """{key: its values} of Hydra sweep overrides (`key=a,b`, `key=range(0,1,0.2)`, ...)."""
+    grid = {}
+    for override in OverridesParser.create().parse_overrides(sweeps):
+        if override.is_sweep_override():
+            grid[override.key_or_group] = list(override.sweep_string_iterator())
+        else:
+            grid[override.key_or_group] = [override.get_value_element_as_str()]
+    return grid
+
+
+def plan(overrides: list[str]) -> Plan:
+    """The runs `python src/train.py -m <overrides>` would launch (an `experiment=` among them
+    brings its preset's grid)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=fixed, return_hydra_config=True)
+    params = cfg.hydra.sweeper.get("params") or {}
+    grid = _grid([f"{key}={value}" for key, value in params.items()])
+    grid.update(_grid(sweeps))  # the command line's sweeps replace the preset's
+    runs = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides]
+    return Plan(
+        cfg.experiment_name, runs, int(cfg.trainer.epochs), Path(cfg.paths.runs_dir), command
     )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the runs and the estimated GPU-hours, launch nothing",
-    )
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. trainer.amp=true")
-    return parser
-
-
-def grid_size(overrides: list[str]) -> int:
-    """Number of runs in a multirun: the product of the comma-separated choices."""
-    return math.prod(len(o.split("=", 1)[1].split(",")) for o in overrides if "=" in o)
 
 
 def median_epoch_minutes(experiment_dir: Path) -> float | None:
     """Median epoch time (minutes) of the runs in a folder, from their metrics.jsonl."""
     times = [
-        json.loads(line)["epoch_time_s"]
-        for path in Path(experiment_dir).glob("*/metrics.jsonl")
-        for line in path.read_text().splitlines()
-        if line.strip()
+        row["epoch_time_s"]
+        for path in sorted(Path(experiment_dir).glob("*/metrics.jsonl"))
+        for row in read_metrics(path)
+        if "epoch_time_s" in row
     ]
     return statistics.median(times) / 60 if times else None
-
-
-def launch(experiment: str, grid: list[str], fixed: list[str], args, epochs: int) -> int:
-    """Print the plan and its cost, then run `src/train.py -m` unless --dry-run."""
-    overrides = [
-        f"experiment={experiment}",
-        *grid,
-        f"seed={args.seeds}",
-        f"launcher={args.launcher}",
-        f"paths.data_dir={args.data}",
-        f"paths.runs_dir={args.runs_dir}",
-        *fixed,
-        *args.overrides,
-    ]
-    runs = grid_size([o for o in overrides if "," in o.split("=", 1)[-1]])
-    minutes = args.epoch_minutes or median_epoch_minutes(Path(args.runs_dir) / experiment)
-    if minutes is None:
-        print(
-            f"{experiment}: {runs} runs x {epochs} epochs; GPU-hours unknown: no epoch time "
-            "measured yet (run one epoch, or pass --epoch-minutes)"
-        )
-    else:
-        source = "--epoch-minutes" if args.epoch_minutes else "measured on existing runs"
-        print(
-            f"{experiment}: {runs} runs x {epochs} epochs x {minutes:.2f} min/epoch ({source}) "
-            f"= about {runs * epochs * minutes / 60:.1f} GPU-hours"
-        )
-    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides]
-    print(" ".join(command))
-    if args.dry_run:
-        for values in itertools.product(*[o.split("=", 1)[1].split(",") for o in grid]):
-            print("  ", dict(zip([o.split("=", 1)[0] for o in grid], values, strict=True)))
-        return 0
-    return subprocess.call(command, cwd=ROOT)

@@ -1,20 +1,21 @@
-"""Data sets of the framework; `build_data` is the one place where they are registered."""
+"""Data sets of the framework; `BUILDERS` is the one place where they are registered.
 
-from collections.abc import Callable
+A data set is one module with a builder `(cfg) -> DataBundle` and the schema of its config (a
+dataclass), plus one config in `configs/dataset/` whose `name` is its key here.
+"""
 
+from topk_repro.components import Component, look_up
 from topk_repro.data.bundle import DataBundle
-from topk_repro.data.cifar import build_cifar100, build_synthetic
-from topk_repro.data.imagenet import build_imagenet
+from topk_repro.data.cifar import CifarSettings, SyntheticSettings, build_cifar100, build_synthetic
+from topk_repro.data.imagenet import ImageNetSettings, build_imagenet
 
-BUILDERS: dict[str, Callable[..., DataBundle]] = {
-    "cifar100": build_cifar100,
-    "synthetic": build_synthetic,
-    "imagenet": build_imagenet,
+BUILDERS: dict[str, Component] = {
+    "cifar100": Component(build_cifar100, CifarSettings),
+    "synthetic": Component(build_synthetic, SyntheticSettings),
+    "imagenet": Component(build_imagenet, ImageNetSettings),
 }
 
 
 def build_data(cfg) -> DataBundle:
     """Build the data set named by `cfg.name` (the `dataset` config group)."""
-    if cfg.name not in BUILDERS:
-        raise ValueError(f"dataset.name must be one of {sorted(BUILDERS)}, got {cfg.name!r}")
-    return BUILDERS[cfg.name](cfg)
+    return look_up(BUILDERS, "dataset", cfg.name).build(cfg)

@@ -1,5 +1,6 @@
 """What every data set builder returns to the engine."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +13,9 @@ class DataBundle:
 
     `record` goes to run.json (identity, split sizes, realised noise); `labels` to labels.npz.
     `test_crops` > 1 means each test item is a stack of crops whose outputs are averaged.
+    `check_before_training(num_workers)`, when given, raises ValueError naming the files that
+    a later stage would fail on (ImageNet: test images that do not decode), so a damaged file
+    is found before the training, not after it.
     """
 
     train: torch.utils.data.Dataset
@@ -21,6 +25,7 @@ class DataBundle:
     record: dict
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     test_crops: int = 1
+    check_before_training: Callable[[int], None] | None = None
 
     def summary(self) -> str:
         noise = self.record.get("noise", {})

@@ -5,6 +5,7 @@ seed, then a 45,000 / 5,000 train/validation split with seed 1234; validation la
 unless `noise.on_val`; the official 10,000 test images with clean labels.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,44 @@ from topk_repro.data.cifar_format import (
     files_identity,
     read_split,
 )
-from topk_repro.data.label_noise import apply_label_noise, check_noise
+from topk_repro.data.label_noise import NoiseSettings, apply_label_noise
 from topk_repro.data.splits import train_val_split
 
 
+@dataclass
+class CifarSettings:
+    """`dataset=cifar100`: the keys of configs/dataset/cifar100.yaml and their types."""
+
+    name: str
+    root: str
+    download: bool
+    num_classes: int
+    split_seed: int
+    val_count: int
+    train_size: int | None
+    val_size: int | None
+    noise: NoiseSettings
+    loader: str
+    num_workers: int
+    tag: str
+
+
+@dataclass
+class GeneratorSettings:
+    seed: int
+    num_train: int
+    num_test: int
+
+
+@dataclass
+class SyntheticSettings(CifarSettings):
+    """`dataset=synthetic`: CIFAR-100's keys and the generator's."""
+
+    synthetic: GeneratorSettings
+
+
 def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
-    """The bundle from CIFAR-format files under root (callers check the noise settings first)."""
+    """The bundle from CIFAR-format files under root."""
     check_class_count(root, cfg.num_classes)
     train_file = read_split(root, "train", cfg.num_classes)
     test_file = read_split(root, "test", cfg.num_classes)
@@ -72,14 +105,12 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
 
 def build_cifar100(cfg) -> DataBundle:
     root = Path(cfg.root)
-    check_noise(cfg.noise.p, cfg.noise.mode)
     ensure_files(root, cfg.download)
     return build_from_files(cfg, root, {"name": "cifar100", **files_identity(root)})
 
 
 def build_synthetic(cfg) -> DataBundle:
     root = Path(cfg.root)
-    check_noise(cfg.noise.p, cfg.noise.mode)
     parameters = synthetic.ensure_generated(
         root, cfg.synthetic.num_train, cfg.synthetic.num_test, cfg.synthetic.seed
     )

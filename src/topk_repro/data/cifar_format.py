@@ -6,13 +6,13 @@ format, and the run record states whether the files read were the official ones.
 """
 
 import hashlib
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from topk_repro.files import write_atomically
 
 FOLDER = "cifar-100-python"
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
@@ -31,20 +31,6 @@ class CifarSplit:
     images: np.ndarray
     fine: np.ndarray
     coarse: np.ndarray
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write through a uniquely named temporary file, then rename: parallel jobs generating the
-    same files never see (or produce) a half-written one."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _text_keys(entry: dict) -> dict:
@@ -180,14 +166,14 @@ def write_split(root: Path, name: str, split: CifarSplit) -> None:
         "coarse_labels": [int(v) for v in split.coarse],
         "data": split.images.transpose(0, 3, 1, 2).reshape(len(split.fine), -1),
     }
-    atomic_write(folder / name, pickle.dumps(entry, protocol=2))
+    write_atomically(folder / name, pickle.dumps(entry, protocol=2))
 
 
 def write_meta(root: Path, fine_names: list[str], coarse_names: list[str]) -> None:
     folder = Path(root) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     names = {"fine_label_names": fine_names, "coarse_label_names": coarse_names}
-    atomic_write(folder / "meta", pickle.dumps(names, protocol=2))
+    write_atomically(folder / "meta", pickle.dumps(names, protocol=2))
 
 
 def files_identity(root: Path) -> dict:

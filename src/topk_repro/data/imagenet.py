@@ -9,17 +9,19 @@ The file index is cached next to the data and rebuilt when a class folder change
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
 
 from topk_repro.data.bundle import DataBundle
-from topk_repro.data.cifar_format import atomic_write
 from topk_repro.data.order import EpochSeeded
 from topk_repro.data.splits import balanced_subset
+from topk_repro.files import write_atomically
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -56,7 +58,7 @@ def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
     paths = [os.path.relpath(path, folder) for path, _ in samples]
     labels = [label for _, label in samples]
     index = {"stamp": stamp, "classes": classes, "paths": paths, "labels": labels}
-    atomic_write(cache, json.dumps(index).encode())
+    write_atomically(cache, json.dumps(index).encode())
     return classes, paths, np.asarray(labels, np.int64)
 
 
@@ -70,6 +72,29 @@ class StackCrops:
         return torch.stack([self.transform(crop) for crop in crops])
 
 
+def _problems_only(results: list[str]) -> list[str]:
+    return [result for result in results if result]
+
+
+class _Decodes(torch.utils.data.Dataset):
+    """'' for an image file that decodes, else '<path>: <why>'."""
+
+    def __init__(self, folder: Path, paths: list[str]):
+        self.folder, self.paths = folder, paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> str:
+        path = self.folder / self.paths[index]
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, ValueError) as error:  # missing, truncated or not an image
+            return f"{path}: {error}"
+        return ""
+
+
 class ImageListDataset(EpochSeeded, torch.utils.data.Dataset):
     """Image files and labels; the random transforms of each image draw from its own seed,
     whichever worker loads it."""
@@ -80,6 +105,21 @@ class ImageListDataset(EpochSeeded, torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def check_readable(self, num_workers: int) -> None:
+        """ValueError naming the files that do not decode (every image is decoded once, in
+        `num_workers` DataLoader workers: about a minute for ImageNet's 50,000 test images on 8
+        workers)."""
+        loader = torch.utils.data.DataLoader(
+            _Decodes(self.folder, self.paths),
+            batch_size=64,
+            num_workers=num_workers,
+            collate_fn=_problems_only,
+        )
+        bad = [problem for batch in loader for problem in batch]
+        if bad:
+            listed = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise ValueError(f"{len(bad)} image(s) under {self.folder} cannot be read: {listed}")
 
     def __getitem__(self, index: int):
         path = self.folder / self.paths[index]
@@ -111,6 +151,25 @@ def _transforms(cfg):
     return train, val, test
 
 
+@dataclass
+class ImageNetSettings:
+    """`dataset=imagenet`: the keys of configs/dataset/imagenet.yaml and their types."""
+
+    name: str
+    root: str
+    num_classes: int
+    val_per_class: int
+    split_seed: int
+    train_per_class: int | None
+    subset_seed: int
+    image_size: int
+    resize: int
+    test_crops: int
+    loader: str
+    num_workers: int
+    tag: str
+
+
 def build_imagenet(cfg) -> DataBundle:
     root = Path(cfg.root)
     if cfg.train_per_class is not None and cfg.train_per_class < 1:
@@ -119,8 +178,16 @@ def build_imagenet(cfg) -> DataBundle:
     test_classes, test_paths, test_labels = scan_folder(root / "val")
     if test_classes != classes:
         raise ValueError(f"{root / 'val'} must hold the same class folders as {root / 'train'}")
-    val_index = balanced_subset(labels, cfg.val_per_class, cfg.split_seed)
-    train_index = balanced_subset(labels, cfg.train_per_class, cfg.subset_seed, exclude=val_index)
+    val_index = balanced_subset(
+        labels, cfg.val_per_class, cfg.split_seed, key="dataset.val_per_class"
+    )
+    train_index = balanced_subset(
+        labels,
+        cfg.train_per_class,
+        cfg.subset_seed,
+        exclude=val_index,
+        key="dataset.train_per_class",
+    )
     train_tf, val_tf, test_tf = _transforms(cfg)
 
     def subset(index, transform):
@@ -141,10 +208,12 @@ def build_imagenet(cfg) -> DataBundle:
             "subset_seed": cfg.subset_seed,
         },
     }
+    test = ImageListDataset(root / "val", test_paths, test_labels, test_tf)
     return DataBundle(
         train=subset(train_index, train_tf),
         val=subset(val_index, val_tf),
-        test=ImageListDataset(root / "val", test_paths, test_labels, test_tf),
+        test=test,
+        check_before_training=test.check_readable,
         num_classes=len(classes),
         record=record,
         labels={

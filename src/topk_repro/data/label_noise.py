@@ -11,9 +11,21 @@ A redraw may return the original label, so the expected fraction of changed labe
 0.8 p for block and superclass (1 - 1/5) and (1 - 1/C) p for uniform.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 MODES = ("block", "superclass", "uniform")
+
+
+@dataclass
+class NoiseSettings:
+    """The `dataset.noise` section of a data set with label noise."""
+
+    p: float
+    mode: str
+    seed: int
+    on_val: bool
 
 
 def check_noise(p: float, mode: str) -> None:

@@ -24,9 +24,14 @@ def train_val_split(
 
 
 def balanced_subset(
-    labels: np.ndarray, per_class: int | None, seed: int, exclude: np.ndarray | None = None
+    labels: np.ndarray,
+    per_class: int | None,
+    seed: int,
+    exclude: np.ndarray | None = None,
+    key: str = "per_class",
 ) -> np.ndarray:
-    """`per_class` indices of each class (all if None), never from `exclude`.
+    """`per_class` indices of each class (all if None), never from `exclude`; `key` is the
+    setting `per_class` comes from, for the error when a class has too few.
 
     Each class's items are shuffled once with a per-class seed, so a larger subset contains every
     smaller one drawn with the same seed.
@@ -40,8 +45,7 @@ def balanced_subset(
         members = np.random.default_rng([seed, int(label)]).permutation(members)
         if per_class is not None and per_class > len(members):
             raise ValueError(
-                f"class {label} has {len(members)} images available, fewer than "
-                f"dataset.train_per_class={per_class}"
+                f"class {label} has {len(members)} images available, fewer than {key}={per_class}"
             )
         chosen.append(members[:per_class])
     return np.sort(np.concatenate(chosen))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from topk_repro.data.cifar_format import FOLDER, CifarSplit, atomic_write, write_meta, write_split
+from topk_repro.data.cifar_format import FOLDER, CifarSplit, write_meta, write_split
+from topk_repro.files import write_atomically
 
 NUM_FINE, NUM_COARSE = 100, 20
 MARKER = "SYNTHETIC.json"
@@ -93,7 +94,7 @@ def generate(
         "noise": noise,
         "version": VERSION,
     }
-    atomic_write(Path(root) / FOLDER / MARKER, json.dumps(parameters).encode())
+    write_atomically(Path(root) / FOLDER / MARKER, json.dumps(parameters).encode())
 
 
 def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> dict:

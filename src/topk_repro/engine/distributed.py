@@ -1,9 +1,19 @@
-"""torchrun / DistributedDataParallel set-up: rank 0 writes files and talks to W&B."""
+"""Several processes training one run (DistributedDataParallel), however they were started:
+torchrun, submitit (Hydra's submitit_local and submitit_slurm launchers, `tasks_per_node` > 1
+or `nodes` > 1), or a plain `srun`.  Rank 0 writes the run folder and talks to W&B.
+
+torchrun exports the variables of PyTorch's `env://` rendezvous itself.  Under submitit and
+srun, the job's description comes from submitit's job environment (ranks, task count, host
+names), and this module exports the same variables from it before joining the group.
+"""
 
 import os
+import zlib
 from dataclasses import dataclass
 
 import torch.distributed as dist
+
+PORTS = (20000, 60000)  # the rendezvous port of a submitit/srun job is drawn from its job id
 
 
 @dataclass
@@ -11,20 +21,70 @@ class Processes:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launcher: str = "single"  # single | torchrun | submitit | srun
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
 
-def init_processes(device_type: str) -> Processes:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1), else a single process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
+def _job_environment():
+    """submitit's description of the job this process belongs to (a submitit job, or one task
+    of a plain `srun` step), or None outside both."""
+    if os.environ.get("SUBMITIT_EXECUTOR"):
+        import submitit
+
+        return "submitit", submitit.JobEnvironment()
+    if int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:  # srun started several tasks
+        from submitit.slurm.slurm import SlurmJobEnvironment
+
+        return "srun", SlurmJobEnvironment()
+    return None
+
+
+def launch_description() -> Processes:
+    """This process's rank among the processes started together (not yet joined)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return Processes(
+            int(os.environ["RANK"]),
+            int(os.environ["WORLD_SIZE"]),
+            int(os.environ.get("LOCAL_RANK", "0")),
+            "torchrun",
+        )
+    found = _job_environment()
+    if found is None:
         return Processes()
+    launcher, job = found
+    if job.num_tasks == 1:
+        return Processes(launcher=launcher)
+    return Processes(job.global_rank, job.num_tasks, job.local_rank, launcher)
+
+
+def _export_rendezvous(processes: Processes) -> None:
+    """MASTER_ADDR/PORT, RANK, WORLD_SIZE and LOCAL_RANK for `env://` from the job's
+    description (submitit and srun do not set them)."""
+    _, job = _job_environment()
+    low, high = PORTS
+    port = low + zlib.crc32(str(job.job_id).encode()) % (high - low)
+    os.environ.update(
+        MASTER_ADDR=job.hostnames[0],
+        MASTER_PORT=os.environ.get("MASTER_PORT", str(port)),
+        RANK=str(processes.rank),
+        WORLD_SIZE=str(processes.world_size),
+        LOCAL_RANK=str(processes.local_rank),
+    )
+
+
+def init_processes(device_type: str) -> Processes:
+    """Join the process group of the processes started together (none for a single one)."""
+    processes = launch_description()
+    if processes.world_size == 1:
+        return processes
+    if processes.launcher != "torchrun":
+        _export_rendezvous(processes)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return Processes(dist.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    return processes
 
 
 def barrier() -> None:

@@ -11,8 +11,10 @@ one.  A finished run is not retrained unless `trainer.force=true` (then into a f
 """
 
 import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,19 +26,31 @@ from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import epoch_seed
 from topk_repro.engine.device import pick_device
-from topk_repro.engine.distributed import Processes, barrier, init_processes
+from topk_repro.engine.distributed import (
+    Processes,
+    barrier,
+    init_processes,
+    launch_description,
+)
 from topk_repro.engine.identity import check_folder_identity, run_identity
 from topk_repro.engine.interrupt import Interrupted, StopFlag
 from topk_repro.engine.loaders import build_loader
-from topk_repro.engine.logger import build_logger
-from topk_repro.engine.loop import NonFiniteLoss, evaluate, train_epoch
-from topk_repro.engine.record import now, run_record
+from topk_repro.engine.logger import Logger, build_logger
+from topk_repro.engine.loop import BatchSettings, NonFiniteLoss, evaluate, train_epoch
+from topk_repro.engine.record import add_resume, now, run_record, run_segment
 from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.schedule import learning_rate
-from topk_repro.engine.settings import check_config
+from topk_repro.engine.settings import check_config, per_process_batch
 from topk_repro.engine.state import TrainState
 from topk_repro.losses import LossData, build_criterion
 from topk_repro.models import build_model
+
+
+@dataclass(frozen=True)
+class Loaders:
+    train: object
+    val: object
+    test: object
 
 
 @dataclass
@@ -50,24 +64,32 @@ class Training:
     model: torch.nn.Module
     training_model: torch.nn.Module  # the model, wrapped for DDP and torch.compile when asked
     criterion: torch.nn.Module
-    crop_transform: object
+    crop_transform: Callable[[torch.Tensor], torch.Tensor]
     optimizer: torch.optim.Optimizer
-    loaders: tuple
+    loaders: Loaders
     state: TrainState
-    logger: object
-    options: dict  # device, amp, channels_last: how batches are run
+    logger: Logger
+    batches: BatchSettings
     progress: bool
 
 
 def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict | None:
-    """Train (or resume) the run whose folder is `run_path`; returns final.json's content."""
-    check_config(cfg)
-    device = pick_device(cfg.trainer.device, job_number=job_number)
-    processes = init_processes(device.type)
-    if processes.world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", processes.local_rank)
+    """Train (or resume) the run whose folder is `run_path`; returns final.json's content.
+
+    The config is used as its schemas type it (engine/settings.py).  A run stopped by a signal
+    raises `Interrupted`, one whose loss became non-finite `NonFiniteLoss`, each after
+    final.json says so (cli.py turns them into exit codes)."""
+    cfg = check_config(cfg)
+    per_process_batch(cfg.trainer.batch_size, launch_description().world_size)
+    wants_cuda = cfg.trainer.device != "cpu" and torch.cuda.is_available()
+    processes = init_processes("cuda" if wants_cuda else "cpu")
+    device = pick_device(
+        cfg.trainer.device,
+        local_rank=processes.local_rank,
+        job_number=job_number if processes.world_size == 1 else None,
+    )
     run_dir = RunDir(run_path, writer=processes.is_main)
-    identity = run_identity(cfg)
+    identity = run_identity(cfg, processes.world_size)
     check_folder_identity(run_dir.path, run_dir.read_json("run.json"), identity)
     if run_dir.status == "finished":
         if not cfg.trainer.force:
@@ -84,6 +106,20 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
         return None
     return _train_and_test(training)
+
+
+def _stop_signals(processes: Processes) -> tuple:
+    """SIGINT and SIGTERM stop a run at the next step, except SIGTERM under submitit: there a
+    pre-emption may send SIGTERM before USR2, and submitit ignores it on purpose so that its
+    USR2 handler can checkpoint and requeue the job (which resumes from last.pt)."""
+    if processes.launcher == "submitit":
+        return (signal.SIGINT,)
+    return (signal.SIGINT, signal.SIGTERM)
+
+
+def exit_code_of(stopped: Interrupted) -> int:
+    """The shell's code for a process ended by the signal: 128 + 15 (SIGTERM), 128 + 2."""
+    return 143 if str(stopped) == "SIGTERM" else 130
 
 
 def _configure_torch(cfg: DictConfig) -> None:
@@ -115,8 +151,11 @@ def _prepare(
         weight_decay=cfg.optim.weight_decay,
     )
     checkpoint = run_dir.load_last(map_location=device)
+    if data.check_before_training is not None and cfg.trainer.epochs > 0:
+        data.check_before_training(cfg.dataset.num_workers)
     if processes.is_main:
-        _record(run_dir, cfg, identity, data, model, device, resuming=checkpoint is not None)
+        resuming = checkpoint is not None
+        _record(run_dir, cfg, identity, data, model, device, processes, resuming)
     if cfg.trainer.epochs == 0:
         return None
 
@@ -149,11 +188,7 @@ def _prepare(
         loaders=_loaders(cfg, data, device, processes),
         state=state,
         logger=logger,
-        options={
-            "device": device,
-            "amp": cfg.trainer.amp,
-            "channels_last": cfg.trainer.channels_last,
-        },
+        batches=BatchSettings(device, cfg.trainer.amp, cfg.trainer.channels_last),
         progress=_progress(cfg, processes),
     )
 
@@ -170,17 +205,36 @@ def _adopt_later_best(run_dir: RunDir, state: TrainState) -> None:
 
 
 def _record(
-    run_dir: RunDir, cfg: DictConfig, identity: dict, data, model, device, resuming: bool
+    run_dir: RunDir,
+    cfg: DictConfig,
+    identity: dict,
+    data: DataBundle,
+    model: torch.nn.Module,
+    device: torch.device,
+    processes: Processes,
+    resuming: bool,
 ) -> None:
-    """Write run.json (new, or with the resume time added), labels.npz and config.yaml."""
+    """Write run.json (new, or with this resume's segment added), labels.npz and config.yaml
+    (the typed config)."""
     parameters = sum(p.numel() for p in model.parameters())
     record = run_dir.read_json("run.json")
+    segment = run_segment(cfg, str(device))
     if not resuming or record is None:
-        record = run_record(cfg, identity, data.record, str(device))
+        record = run_record(cfg, identity, data.record, segment)
+        record["processes"] = {
+            "world_size": processes.world_size,
+            "launcher": processes.launcher,
+            "batch_per_process": per_process_batch(cfg.trainer.batch_size, processes.world_size),
+        }
         record["parameters"] = parameters
         run_dir.save_labels(data.labels)
     else:
-        record.setdefault("resumed", []).append(now())
+        changes = add_resume(record, segment)
+        if changes:
+            print(
+                f"resuming under another set-up ({'; '.join(changes)}): the results may differ "
+                "in the last digits from an uninterrupted run; run.json records both"
+            )
     run_dir.write_json("run.json", record)
     run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print(
@@ -189,7 +243,7 @@ def _record(
     )
 
 
-def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes) -> tuple:
+def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes) -> Loaders:
     """Train, validation and test loaders (ten-crop test items need the standard path)."""
     common = {
         "num_workers": cfg.dataset.num_workers,
@@ -199,16 +253,16 @@ def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes) 
         "world_size": processes.world_size,
     }
     test_kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
-    test_batch = max(1, cfg.trainer.eval_batch_size // data.test_crops)
-    kind, batch, eval_batch = (
-        cfg.dataset.loader,
-        cfg.trainer.batch_size,
-        cfg.trainer.eval_batch_size,
-    )
-    return (
-        build_loader(data.train, train=True, batch_size=batch, loader=kind, **common),
-        build_loader(data.val, train=False, batch_size=eval_batch, loader=kind, **common),
-        build_loader(data.test, train=False, batch_size=test_batch, loader=test_kind, **common),
+    test_batch = max(1, cfg.trainer.eval_batch_size // processes.world_size // data.test_crops)
+    kind = cfg.dataset.loader
+    batch = per_process_batch(cfg.trainer.batch_size, processes.world_size)
+    eval_batch = max(1, cfg.trainer.eval_batch_size // processes.world_size)
+    return Loaders(
+        train=build_loader(data.train, train=True, batch_size=batch, loader=kind, **common),
+        val=build_loader(data.val, train=False, batch_size=eval_batch, loader=kind, **common),
+        test=build_loader(
+            data.test, train=False, batch_size=test_batch, loader=test_kind, **common
+        ),
     )
 
 
@@ -222,29 +276,32 @@ def _progress(cfg: DictConfig, processes: Processes) -> bool:
 
 def _train_and_test(training: Training) -> dict:
     """The epochs, then the test of the last and the best model; final.json records how it
-    ended (finished, interrupted, failed) whatever happens."""
+    ended (finished, interrupted, failed) whatever happens, then the exception goes on."""
     exit_code = 0
     try:
-        with StopFlag() as stop:
+        with StopFlag(_stop_signals(training.processes)) as stop:
             _train_epochs(training, stop)
             results = _test(training, stop)
         final = _save_final(training, "finished", end_time=now(), **results)
         _summarise(training, final)
         return final
     except Interrupted as stopped:
-        exit_code = 143 if str(stopped) == "SIGTERM" else 130
+        exit_code = exit_code_of(stopped)
         _save_final(training, "interrupted", reason=f"{stopped} received", end_time=now())
-        print(
-            f"interrupted by {stopped}: last.pt holds epoch {training.state.epoch}; "
-            "run the same command again to resume",
-            file=sys.stderr,
+        done = training.state.epoch
+        where = (
+            f"last.pt holds epoch {done}; run the same command again to resume"
+            if done
+            else "no epoch was completed, so there is no checkpoint; the same command starts "
+            "the run again"
         )
-        raise SystemExit(exit_code) from None
+        print(f"interrupted by {stopped}: {where}", file=sys.stderr)
+        raise
     except NonFiniteLoss as failure:
         exit_code = 1
         _save_final(training, "failed", reason=str(failure), end_time=now())
         print(f"failed: {failure}; last.pt keeps the last good epoch", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise
     except BaseException as error:
         exit_code = 1
         _save_final(training, "failed", reason=f"{type(error).__name__}: {error}", end_time=now())
@@ -256,7 +313,7 @@ def _train_and_test(training: Training) -> dict:
 def _train_epochs(training: Training, stop: StopFlag) -> None:
     """Epochs state.epoch + 1 .. trainer.epochs, each recorded and checkpointed when done."""
     cfg, state, main = training.cfg, training.state, training.processes.is_main
-    train_loader, val_loader, _ = training.loaders
+    train_loader, val_loader = training.loaders.train, training.loaders.val
     for epoch in range(state.epoch + 1, cfg.trainer.epochs + 1):
         lr = learning_rate(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
         for group in training.optimizer.param_groups:
@@ -270,9 +327,9 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
             training.criterion,
             training.optimizer,
             epoch=epoch,
+            batches=training.batches,
             stop=stop,
             progress=training.progress,
-            **training.options,
         )
         seconds = time.perf_counter() - started
         row.update(
@@ -281,8 +338,8 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
                 val_loader,
                 training.criterion,
                 prefix="val",
+                batches=training.batches,
                 stop=stop,
-                **training.options,
             )
         )
         state.train_time_s += time.perf_counter() - started
@@ -320,18 +377,16 @@ def _test(training: Training, stop: StopFlag) -> dict:
     def test_metrics() -> dict:
         return evaluate(
             training.model,
-            training.loaders[2],
+            training.loaders.test,
             training.criterion,
             prefix="test",
+            batches=training.batches,
             stop=stop,
             crop_transform=training.crop_transform,
-            **training.options,
         )
 
     last = test_metrics()
-    best_state = training.run_dir.load_checkpoint(
-        "best.pt", map_location=training.options["device"]
-    )
+    best_state = training.run_dir.load_checkpoint("best.pt", map_location=training.batches.device)
     if best_state is not None:
         training.model.load_state_dict(best_state["model"])
     best = test_metrics()

@@ -1,17 +1,21 @@
 """A run's identity: the settings that can change its results, and a short digest of them.
 
-The identity is the whole resolved config minus the keys listed in `NOT_IDENTITY`, which say
-where things live, how they are shown or how fast they run, but never what is computed.  Numbers
-are compared as floats (booleans stay booleans), so `dataset.noise.p=0` and
-`dataset.noise.p=0.0` are one run.  Run folders are named
+The identity is the whole resolved config, typed by its schemas (engine/settings.py, so `no` and
+`false` are one value), minus the keys listed in `NOT_IDENTITY`, which say where things live,
+how they are shown or how fast they run, but never what is computed.  Numbers are compared as
+floats rounded to 12 significant digits (booleans stay booleans), so `dataset.noise.p=0`,
+`0.0` and the `0.6000000000000001` of a float range are one run with 0.6.  Run folders are named
 `<readable name>-<digest>`, and a folder is reused (resumed, or reported finished) only by a run
 of the same identity.
 """
 
+import contextlib
 import hashlib
 import json
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from topk_repro.engine.settings import resolved_values, typed_values
 
 # Keys (and whole sections) that cannot change a run's results.  Keep this list in one place:
 # the README's "Run identity" section shows it.
@@ -21,7 +25,9 @@ NOT_IDENTITY = (
     "logger",  # W&B mirroring
     "experiment_name",  # the folder a run is filed under, not what it computes
     "run_name",
-    "per_loss",  # presets; the values a run uses are resolved into optim.*
+    "per_loss",  # presets; the values a run uses are resolved into optim.* and loss.*
+    "study",  # how tables lay out a study's runs
+    "resources",  # the size of a cluster job
     "dataset.root",
     "dataset.download",
     "dataset.num_workers",  # results do not depend on it (per-sample augmentation seeds)
@@ -34,11 +40,14 @@ NOT_IDENTITY = (
 )
 
 
+SIGNIFICANT_DIGITS = 12  # numbers equal to this precision are one setting
+
+
 def _normalise(value):
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(f"{float(value):.{SIGNIFICANT_DIGITS}g}")
     if isinstance(value, dict):
         return {str(k): _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -63,12 +72,20 @@ def is_identity_key(key: str) -> bool:
     return not any(key == name or key.startswith(f"{name}.") for name in NOT_IDENTITY)
 
 
-def run_identity(cfg: DictConfig | dict) -> dict:
-    """The identity of a run: {dotted key: normalised value}, sorted by key."""
+def run_identity(cfg: DictConfig | dict, processes: int = 1) -> dict:
+    """The identity of a run: {dotted key: normalised value}, sorted by key.  A run of several
+    processes has `processes` too: per-process BatchNorm statistics (and the at most
+    processes - 1 samples an epoch drops to share its batches evenly) change the results, so a
+    2-process run never resumes, or stands for, a 1-process run of the same config."""
     if isinstance(cfg, DictConfig):
-        top = [key for key in cfg if key != "hydra"]  # resolving hydra's node would recurse
-        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, top), resolve=True)
+        cfg = resolved_values(cfg)
+    # A config its schema refuses keeps its raw values: the run stops on that error before any
+    # work, and only the folder name computed at composition sees them.
+    with contextlib.suppress(ValueError):
+        cfg = typed_values(cfg)
     flat = flatten(_normalise(cfg))
+    if processes > 1:
+        flat["processes"] = float(processes)
     return {key: flat[key] for key in sorted(flat) if is_identity_key(key)}
 
 
@@ -81,8 +98,13 @@ def identity_digest(identity: dict) -> str:
 def identity_changes(old: dict, new: dict) -> list[str]:
     """'key: old -> new' for every key that differs (missing keys shown as <absent>)."""
     absent = "<absent>"
+
+    def shown(value) -> str:
+        integral = isinstance(value, float) and value.is_integer()
+        return str(int(value)) if integral else str(value)
+
     return [
-        f"{key}: {old.get(key, absent)} -> {new.get(key, absent)}"
+        f"{key}: {shown(old.get(key, absent))} -> {shown(new.get(key, absent))}"
         for key in sorted(set(old) | set(new))
         if old.get(key, absent) != new.get(key, absent)
     ]

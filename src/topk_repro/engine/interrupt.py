@@ -9,17 +9,19 @@ class Interrupted(Exception):
 
 
 class StopFlag:
-    """Context manager installing handlers; `raise_if_set` is called between steps."""
+    """Context manager installing handlers for `signals`; `raise_if_set` is called between
+    steps."""
 
-    def __init__(self):
+    def __init__(self, signals: tuple = (signal.SIGINT, signal.SIGTERM)):
         self.signal_name: str | None = None
+        self.signals = signals
         self._previous = {}
 
     def _handle(self, number, _frame):
         self.signal_name = signal.Signals(number).name
 
     def __enter__(self) -> "StopFlag":
-        for number in (signal.SIGINT, signal.SIGTERM):
+        for number in self.signals:
             # Outside the main thread (some launchers) handlers cannot be set: keep the defaults.
             with contextlib.suppress(ValueError):
                 self._previous[number] = signal.signal(number, self._handle)

@@ -1,10 +1,23 @@
 """Weights & Biases mirror of the run folder (`logger=wandb`); a no-op for `logger=none`."""
 
 from pathlib import Path
+from typing import Protocol
 
 from omegaconf import OmegaConf
 
 from topk_repro.engine.identity import identity_digest, run_identity
+
+
+class Logger(Protocol):
+    """What the engine asks of a logger: per-epoch metrics, a summary, an end."""
+
+    run_id: str | None
+
+    def log(self, metrics: dict, epoch: int) -> None: ...
+
+    def summary(self, values: dict) -> None: ...
+
+    def finish(self, exit_code: int = 0) -> None: ...
 
 
 class NullLogger:
@@ -55,7 +68,7 @@ class WandbLogger:
         self.run.finish(exit_code=exit_code)
 
 
-def build_logger(cfg, run_dir: Path, run_id: str | None, is_main: bool):
+def build_logger(cfg, run_dir: Path, run_id: str | None, is_main: bool) -> Logger:
     if cfg.logger.name == "none" or not is_main:
         return NullLogger()
     if cfg.logger.name == "wandb":

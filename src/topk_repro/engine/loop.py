@@ -1,7 +1,7 @@
-"""One training epoch and one evaluation pass."""
+"""One training epoch and one evaluation pass, and how their batches are run."""
 
 import contextlib
-import math
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
@@ -9,23 +9,57 @@ from tqdm import tqdm
 from topk_repro.engine.interrupt import StopFlag
 from topk_repro.engine.metrics import Meter
 
+# On an accelerator the loss is checked for NaN on the device at every step and read back by
+# the host only every this many steps (and at the end of the epoch): reading it every step would
+# stall the device queue.  On the CPU reading costs nothing, so it is read at every step.
+ACCELERATOR_CHECK_EVERY = 100
+
 
 class NonFiniteLoss(Exception):
     """The loss became NaN or infinite; the message names the epoch and step."""
 
 
-def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+@dataclass(frozen=True)
+class BatchSettings:
+    """How batches are run: on which device, with bf16 autocast or not (CUDA only), and whether
+    images are laid out channels-last."""
+
+    device: torch.device
+    amp: bool = False
+    channels_last: bool = False
+
+    def autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def to_device(self, batch):
+        images, labels = batch
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last and images.dim() == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels.to(self.device, non_blocking=True)
 
 
-def _to(batch, device, channels_last: bool):
-    images, labels = batch
-    images = images.to(device, non_blocking=True)
-    if channels_last and images.dim() == 4:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, labels.to(device, non_blocking=True)
+class NonFiniteWatch:
+    """The first step whose loss is not finite, tracked on the device (no host read per step on
+    an accelerator); `check` raises NonFiniteLoss naming the epoch and step."""
+
+    def __init__(self, device: torch.device, epoch: int):
+        self.epoch = epoch
+        self.every = 1 if device.type == "cpu" else ACCELERATOR_CHECK_EVERY
+        self.first = torch.zeros((), dtype=torch.long, device=device)  # 0: none yet
+
+    def update(self, loss: torch.Tensor, step: int) -> None:
+        bad = (self.first == 0) & ~torch.isfinite(loss.detach())
+        self.first = torch.where(bad, step, self.first)
+        if step % self.every == 0:
+            self.check()
+
+    def check(self) -> None:
+        step = int(self.first)
+        if step:
+            raise NonFiniteLoss(f"non-finite loss at epoch {self.epoch}, step {step}")
 
 
 def train_epoch(
@@ -35,27 +69,27 @@ def train_epoch(
     optimizer,
     *,
     epoch: int,
-    device,
-    amp: bool,
-    channels_last: bool,
+    batches: BatchSettings,
     stop: StopFlag,
     progress: bool,
 ) -> dict:
+    """Train one epoch; the mean loss and accuracies of its batches."""
     model.train()
-    meter = Meter(device)
+    meter = Meter(batches.device)
+    watch = NonFiniteWatch(batches.device, epoch)
     bar = tqdm(loader, desc=f"epoch {epoch} train", leave=False, disable=not progress)
     for step, batch in enumerate(bar, start=1):
         stop.raise_if_set()
-        images, labels = _to(batch, device, channels_last)
-        with _autocast(device, amp):
+        images, labels = batches.to_device(batch)
+        with batches.autocast():
             logits = model(images)
             loss = criterion(logits, labels)
-        if not math.isfinite(loss.item()):
-            raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}")
+        watch.update(loss, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         meter.update(logits.detach().float(), labels, loss.detach() * len(labels))
+    watch.check()
     return meter.all_reduce().result("train")
 
 
@@ -66,9 +100,7 @@ def evaluate(
     criterion,
     *,
     prefix: str,
-    device,
-    amp: bool,
-    channels_last: bool,
+    batches: BatchSettings,
     crop_transform=None,
     stop: StopFlag | None = None,
     progress: bool = False,
@@ -76,13 +108,13 @@ def evaluate(
     """Loss and accuracy; items of shape (crops, C, H, W) are scored by averaging
     `crop_transform(logits)` over their crops (the paper's ten-crop test)."""
     model.eval()
-    meter = Meter(device)
+    meter = Meter(batches.device)
     for batch in tqdm(loader, desc=prefix, leave=False, disable=not progress):
         if stop is not None:
             stop.raise_if_set()
-        images, labels = _to(batch, device, channels_last)
+        images, labels = batches.to_device(batch)
         crops = images.shape[1] if images.dim() == 5 else 1
-        with _autocast(device, amp):
+        with batches.autocast():
             logits = model(images.flatten(0, 1) if crops > 1 else images)
         if crops > 1:
             logits = logits.float().view(len(labels), crops, -1)

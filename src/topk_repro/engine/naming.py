@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from topk_repro.engine.distributed import launch_description
 from topk_repro.engine.identity import identity_digest, run_identity
 
 
@@ -24,8 +25,10 @@ def size_tag(train_size) -> str:
 
 
 def run_subdir(run_name, *, _root_) -> str:
-    """`<run_name>-<digest of the run's identity>` (the whole config is `_root_`)."""
-    return f"{run_name}-{identity_digest(run_identity(_root_))}"
+    """`<run_name>-<digest of the run's identity>` (the whole config is `_root_`; the identity
+    counts the processes started together for the run)."""
+    processes = launch_description().world_size
+    return f"{run_name}-{identity_digest(run_identity(_root_, processes))}"
 
 
 def run_folder(run_dir, runs_dir, experiment_name, run_name, *, _root_) -> str:

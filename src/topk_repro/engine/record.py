@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from smooth_topk import cpu_kernel
-from smooth_topk.functional import implementation_in_use
+from smooth_topk.dispatch import implementation_in_use
 from topk_repro.engine.identity import NOT_IDENTITY, identity_digest
 
 PACKAGES = ("torch", "torchvision", "numpy", "hydra-core", "omegaconf", "wandb", "pandas")
@@ -49,7 +49,42 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_record(cfg, identity: dict, data_record: dict, device: str) -> dict:
+def run_segment(cfg, device: str) -> dict:
+    """What one stretch of a run (its start, or a resume) ran on: the time, the device and, for
+    the smooth top-k loss, the implementation that computed it (asking may build the CPU
+    kernel, so other losses do not ask) and, for the CPU kernel, its file."""
+    implementation = (
+        implementation_in_use(device, cfg.loss.k) if cfg.loss.name == "smooth_topk_svm" else None
+    )
+    return {
+        "start_time": now(),
+        "device": device,
+        "loss_implementation": implementation,
+        "loss_cpu_kernel": cpu_kernel.status() if implementation == "cpu_kernel" else None,
+    }
+
+
+SEGMENT_KEYS = ("device", "loss_implementation", "loss_cpu_kernel")
+
+
+def add_resume(record: dict, segment: dict) -> list[str]:
+    """Record a resume in run.json's record: the segment joins `segments`, the top-level
+    device and implementation become the segment's (what ran last), and the returned lines
+    name what changed since the previous segment."""
+    previous = (record.get("segments") or [{key: record.get(key) for key in SEGMENT_KEYS}])[-1]
+    changes = [
+        f"{key} {previous.get(key)} -> {segment[key]}"
+        for key in SEGMENT_KEYS
+        if previous.get(key) != segment[key]
+    ]
+    record.setdefault("segments", []).append(segment)
+    record.setdefault("resumed", []).append(segment["start_time"])
+    record.update({key: segment[key] for key in SEGMENT_KEYS})
+    return changes
+
+
+def run_record(cfg, identity: dict, data_record: dict, segment: dict) -> dict:
+    """run.json of a new run whose first segment is `segment` (see `run_segment`)."""
     return {
         "experiment": cfg.experiment_name,
         "run_name": cfg.run_name,
@@ -60,22 +95,13 @@ def run_record(cfg, identity: dict, data_record: dict, device: str) -> dict:
         "versions": versions(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        "device": device,
-        # Which implementation computed the smooth top-k loss (asking may build the CPU kernel,
-        # so other losses do not ask); the CPU kernel's file for CPU runs.
-        "loss_implementation": (
-            implementation_in_use(device, cfg.loss.k)
-            if cfg.loss.name == "smooth_topk_svm"
-            else None
-        ),
-        "loss_cpu_kernel": (
-            cpu_kernel.status() if device == "cpu" and cfg.loss.name == "smooth_topk_svm" else None
-        ),
+        **{key: segment[key] for key in SEGMENT_KEYS},  # of the latest segment
+        "segments": [segment],  # the start and every resume: what each ran on
         "seeds": {
             "train": cfg.seed,
             "noise": cfg.dataset.noise.seed if "noise" in cfg.dataset else None,
             "split": cfg.dataset.split_seed,
         },
         "dataset": data_record,
-        "start_time": now(),
+        "start_time": segment["start_time"],
     }

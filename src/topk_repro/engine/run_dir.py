@@ -9,7 +9,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PARTIAL = ".partial"  # suffix of the temporary files of atomic writes
+from topk_repro.files import PARTIAL, write_atomically
+
 CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "best", "train_time_s", "rng_cpu")
 
 
@@ -27,7 +27,27 @@ def _describe(error: Exception) -> str:
     if isinstance(error, pickle.UnpicklingError):
         return "damaged, or not a checkpoint"
     lines = str(error).strip().splitlines() or [""]
-    return f"{type(error).__name__}: {lines[0][:160]}"
+    return f"{type(error).__name__}: {lines[0]}"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl (none when it does not exist).  A torn last line (a process
+    killed while appending, by an older version or a copy cut short) is dropped with a warning
+    naming the file; a damaged line before the last is an error naming the file and line.
+    Every reader of run folders goes through here."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError as error:
+            if number < len(lines):
+                raise ValueError(f"{path}, line {number}, is not valid JSON ({error})") from None
+            warnings.warn(f"dropping the torn last line of {path}", RuntimeWarning, stacklevel=2)
+    return rows
 
 
 class DamagedCheckpoint(Exception):
@@ -49,15 +69,7 @@ class RunDir:
                 leftover.unlink(missing_ok=True)
 
     def _atomic(self, name: str, write) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=PARTIAL)
-        try:
-            os.fchmod(handle, 0o644)
-            with os.fdopen(handle, "wb") as stream:
-                write(stream)
-            os.replace(temporary, self.path / name)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path / name, write)
 
     def write_json(self, name: str, value: dict) -> None:
         text = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
@@ -123,24 +135,8 @@ class RunDir:
         return None
 
     def metrics(self) -> list[dict]:
-        """metrics.jsonl's rows; a torn last line is dropped with a warning."""
-        path = self.path / "metrics.jsonl"
-        if not path.is_file():
-            return []
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        rows = []
-        for number, line in enumerate(lines, start=1):
-            try:
-                rows.append(json.loads(line))
-            except ValueError as error:
-                if number < len(lines):
-                    raise ValueError(
-                        f"{path}, line {number}, is not valid JSON ({error})"
-                    ) from None
-                warnings.warn(
-                    f"dropping the torn last line of {path}", RuntimeWarning, stacklevel=2
-                )
-        return rows
+        """metrics.jsonl's rows (`read_metrics`)."""
+        return read_metrics(self.path / "metrics.jsonl")
 
     def _write_metrics(self, rows: list[dict]) -> None:
         """Rewrite metrics.jsonl whole, atomically: a crash never leaves a torn line."""

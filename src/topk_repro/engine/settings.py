@@ -1,9 +1,14 @@
-"""The types and ranges of the config's values, checked before any work.
+"""The config as the run uses it: every value typed by its schema, ranges checked, before any
+work.
 
-Types are declared once, as dataclasses (OmegaConf structured configs): merging a group into its
-schema rejects `trainer.epochs=1.5` or `loss.k=abc` and names the key.  Groups whose keys differ
-by choice (dataset, model, loss) declare every key any of their choices may hold, each optional.
-What types cannot say (ranges, choices) is checked after them, in `check_config`.
+Types are declared as dataclasses (OmegaConf structured configs): the engine's own groups here,
+each data set, model and loss beside its builder (its registry entry carries the schema, looked
+up by the group's `name`).  `typed_config` merges each group into its schema and keeps the
+result, so every spelling the schema accepts means one value: `no`, `off`, `false` and `0` are
+the boolean false, a quoted `'2'` is the integer 2.  The engine, the run identity and
+`config.yaml` all read that typed config, never the raw strings.  A wrong type, a missing or an
+unknown key fails naming the key; what types cannot say (ranges, choices) is checked after them,
+in `check_config`.
 """
 
 from dataclasses import dataclass, fields
@@ -12,9 +17,12 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from omegaconf.nodes import BooleanNode
 
+from topk_repro.data import BUILDERS
 from topk_repro.data.label_noise import check_noise
-from topk_repro.losses import LossData, build_criterion
+from topk_repro.losses import LOSSES, LossData, build_criterion
+from topk_repro.models import MODELS
 
 
 @dataclass
@@ -28,7 +36,7 @@ class TrainerSettings:
     deterministic: bool
     channels_last: bool
     force: bool
-    progress: Any  # auto | true | false
+    progress: Any  # auto | a boolean (typed by _typed_progress)
 
 
 @dataclass
@@ -43,97 +51,92 @@ class OptimSettings:
 
 
 @dataclass
-class NoiseSettings:
-    p: float
-    mode: str
+class RunSettings:
     seed: int
-    on_val: bool
 
 
-@dataclass
-class SyntheticSettings:
-    seed: int
-    num_train: int
-    num_test: int
-
-
-@dataclass
-class DatasetSettings:
-    name: str
-    num_classes: int
-    split_seed: int
-    loader: str
-    num_workers: int
-    root: str | None = None
-    download: bool | None = None
-    val_count: int | None = None
-    train_size: int | None = None
-    val_size: int | None = None
-    noise: NoiseSettings | None = None
-    synthetic: SyntheticSettings | None = None
-    val_per_class: int | None = None
-    train_per_class: int | None = None
-    subset_seed: int | None = None
-    image_size: int | None = None
-    resize: int | None = None
-    test_crops: int | None = None
-    tag: str | None = None
-
-
-@dataclass
-class ModelSettings:
-    name: str
-    width: int | None = None
-    depth: int | None = None
-    growth_rate: int | None = None
-    bottleneck_factor: int | None = None
-    compression: float | None = None
-
-
-@dataclass
-class LossSettings:
-    """Every hyper-parameter a loss of `LOSSES` may take (the loss's builder checks values)."""
-
-    name: str
-    tag: str | None = None
-    k: int | None = None
-    tau: float | None = None
-    alpha: float | None = None
-    label_smoothing: float | None = None
-    q: float | None = None
-    eps: float | None = None
-    n_samples: int | None = None
-    imbalanced: bool | None = None
-
-
-GROUPS = {
-    "trainer": TrainerSettings,
-    "optim": OptimSettings,
-    "dataset": DatasetSettings,
-    "model": ModelSettings,
-    "loss": LossSettings,
-}
+ENGINE_GROUPS = {"trainer": TrainerSettings, "optim": OptimSettings}
+COMPONENT_GROUPS = {"dataset": BUILDERS, "model": MODELS, "loss": LOSSES}
 
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
-def check_types(cfg: DictConfig) -> None:
-    """ValueError naming the key when a value has the wrong type or a key is unknown."""
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise ValueError(f"seed must be an integer, got {cfg.seed!r}")
-    for group, schema in GROUPS.items():
-        values = OmegaConf.to_container(cfg[group], resolve=True)
-        try:
-            OmegaConf.merge(OmegaConf.structured(schema), values)
-        except OmegaConfBaseException as error:
-            key = getattr(error, "full_key", None) or ""
-            known = ", ".join(f.name for f in fields(schema))
-            detail = _first_line(error)
-            if "not in" in detail:
-                detail += f" (known keys: {known})"
-            raise ValueError(f"{group}.{key}: {detail}" if key else f"{group}: {detail}") from None
+def typed_group(group: str, schema: type, values: dict) -> dict:
+    """`values` as `schema` types them (ValueError naming the key on a wrong type, a missing or
+    an unknown key)."""
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(schema), values)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or ""
+        detail = _first_line(error)
+        if "not in" in detail:
+            detail += f" (known keys: {', '.join(f.name for f in fields(schema))})"
+        prefix = f"{group}.{key}" if group and key else group or key
+        raise ValueError(f"{prefix}: {detail}" if prefix else detail) from None
+    missing = sorted(OmegaConf.missing_keys(typed))
+    if missing:
+        where = f"{group}.{missing[0]}" if group else missing[0]
+        raise ValueError(f"{where}: missing, and {schema.__name__} requires it")
+    return OmegaConf.to_container(typed)
+
+
+def _typed_progress(value) -> str | bool:
+    if value == "auto":
+        return value
+    try:
+        return BooleanNode(value)._value()
+    except OmegaConfBaseException:
+        raise ValueError(f"trainer.progress must be auto, true or false, got {value!r}") from None
+
+
+def _schema(group: str, values: dict) -> type:
+    if group in ENGINE_GROUPS:
+        return ENGINE_GROUPS[group]
+    registry = COMPONENT_GROUPS[group]
+    name = values.get("name") if isinstance(values, dict) else None
+    if name not in registry:
+        raise ValueError(f"{group}.name must be one of {', '.join(registry)}, got {name!r}")
+    return registry[name].settings
+
+
+def typed_values(values: dict) -> dict:
+    """A resolved config (a plain dict, Hydra's node left out) with every group typed by its
+    schema and the seed an integer."""
+    values = dict(values)
+    values["seed"] = typed_group("", RunSettings, {"seed": values.get("seed")})["seed"]
+    for group in (*ENGINE_GROUPS, *COMPONENT_GROUPS):
+        if group not in values:
+            raise ValueError(f"the config has no `{group}` group")
+        values[group] = typed_group(group, _schema(group, values[group]), values[group])
+    values["trainer"]["progress"] = _typed_progress(values["trainer"]["progress"])
+    return values
+
+
+def resolved_values(cfg: DictConfig) -> dict:
+    """The config as a resolved plain dict, without Hydra's own node (resolving it recurses)."""
+    top = [key for key in cfg if key != "hydra"]
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, top), resolve=True)
+
+
+def typed_config(cfg: DictConfig) -> DictConfig:
+    """The run's config, resolved and typed by the schemas (read-only keys stay checked:
+    reading a key that does not exist raises)."""
+    typed = OmegaConf.create(typed_values(resolved_values(cfg)))
+    OmegaConf.set_struct(typed, True)
+    return typed
+
+
+def per_process_batch(batch_size: int, world_size: int) -> int:
+    """Each process's share of the global `trainer.batch_size` (ValueError when it does not
+    divide: the paper's batch is the global one, whatever the process count)."""
+    if batch_size % world_size:
+        raise ValueError(
+            f"trainer.batch_size={batch_size} is the global batch and must divide among the "
+            f"{world_size} processes of this run; choose a multiple of {world_size}"
+        )
+    return batch_size // world_size
 
 
 def _at_least(key: str, value, lowest) -> None:
@@ -141,15 +144,14 @@ def _at_least(key: str, value, lowest) -> None:
         raise ValueError(f"{key} must be >= {lowest}, got {value}")
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Fail before any work on values that cannot be right, naming the key."""
-    check_types(cfg)
+def check_config(cfg: DictConfig) -> DictConfig:
+    """The typed config (`typed_config`), after failing on values that cannot be right, naming
+    the key."""
+    cfg = typed_config(cfg)
     trainer, optim, dataset = cfg.trainer, cfg.optim, cfg.dataset
     _at_least("trainer.epochs", trainer.epochs, 0)
     _at_least("trainer.batch_size", trainer.batch_size, 1)
     _at_least("trainer.eval_batch_size", trainer.eval_batch_size, 1)
-    if trainer.progress not in ("auto", True, False):
-        raise ValueError(f"trainer.progress must be auto, true or false, got {trainer.progress!r}")
     if not optim.lr > 0:
         raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
     _at_least("optim.momentum", optim.momentum, 0)
@@ -163,6 +165,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError(f"dataset.loader must be 'standard' or 'device', got {dataset.loader!r}")
     if "noise" in dataset:
         check_noise(dataset.noise.p, dataset.noise.mode)
-    # The loss's own checks (name, k, tau, ...); class counts are the data's, unknown yet.
+    # The loss's own checks (k, tau, ...); class counts are the data's, unknown yet.
     placeholder_counts = np.ones(dataset.num_classes, dtype=np.int64)
     build_criterion(cfg.loss, LossData(dataset.num_classes, placeholder_counts))
+    return cfg

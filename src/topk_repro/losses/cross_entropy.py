@@ -2,6 +2,8 @@
 (`loss=ce_label_smoothing`, Szegedy et al. 2016)."""
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,10 +21,22 @@ def average_probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=-1)
 
 
+@dataclass
+class Settings:
+    name: str
+    tag: str
+    label_smoothing: float
+
+
+def label(values: Mapping) -> str:
+    smoothing = values.get("label_smoothing")
+    return f"CE ls={smoothing:g}" if smoothing else "CE"
+
+
 def build(cfg, data):
     """CrossEntropy (label smoothing from `loss.label_smoothing`, default 0) and its test-crop
     transform."""
-    smoothing = float(cfg.get("label_smoothing", 0.0))
+    smoothing = float(cfg.label_smoothing)
     if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
         raise ValueError(f"loss.label_smoothing must be in [0, 1], got {smoothing}")
     return CrossEntropy(label_smoothing=smoothing), average_probabilities

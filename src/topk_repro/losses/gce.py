@@ -6,6 +6,8 @@ between cross-entropy (q -> 0) and the noise-robust mean absolute error (q = 1).
 """
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -17,6 +19,17 @@ def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: flo
     """Batch mean of the loss for (B, C) scores (computed in float32) and (B,) labels."""
     log_p = torch.log_softmax(logits.float(), dim=1).gather(1, labels[:, None]).squeeze(1)
     return (-torch.expm1(q * log_p) / q).mean()  # 1 - p^q without cancellation for small q
+
+
+@dataclass
+class Settings:
+    name: str
+    tag: str
+    q: float
+
+
+def label(values: Mapping) -> str:
+    return "GCE" + (f" q={values['q']:g}" if "q" in values else "")
 
 
 def build(cfg, data):

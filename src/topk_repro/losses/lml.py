@@ -11,6 +11,8 @@ d nu / d s_j = -p_j (1 - p_j) / sum_i p_i (1 - p_i).
 """
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +63,17 @@ def lml_loss(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor
     true = scores.gather(1, labels[:, None]).squeeze(1)
     loss = F.softplus(-(true + nu)).mean()  # -log sigmoid(s_y + nu)
     return loss if logits.dtype == torch.float64 else loss.float()
+
+
+@dataclass
+class Settings:
+    name: str
+    tag: str
+    k: int
+
+
+def label(values: Mapping) -> str:
+    return f"LML k={int(values['k'])}"
 
 
 def build(cfg, data):

@@ -11,6 +11,8 @@ The noise comes from torch's global generator, which the engine seeds per epoch.
 """
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -69,6 +71,23 @@ def imbalanced_margins(alpha: float, class_counts) -> torch.Tensor:
     return torch.tensor(alpha * (counts / counts.min()) ** -0.25, dtype=torch.float32)
 
 
+@dataclass
+class Settings:
+    name: str
+    tag: str
+    k: int
+    alpha: float
+    eps: float
+    n_samples: int
+    imbalanced: bool
+
+
+def label(values: Mapping) -> str:
+    eps = f" eps={values['eps']:g}" if "eps" in values else ""
+    imbalanced = " imbalanced" if values.get("imbalanced") is True else ""
+    return f"noised k={int(values['k'])}{eps}{imbalanced}"
+
+
 def build(cfg, data):
     k = check_k(cfg, data.num_classes)  # k < C, so the (k+1)-th score exists
     alpha, eps, n_samples = cfg.alpha, cfg.eps, cfg.n_samples
@@ -80,7 +99,7 @@ def build(cfg, data):
         raise ValueError("loss.alpha and loss.eps must be finite")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"loss.n_samples must be an int >= 1, got {n_samples!r}")
-    if cfg.get("imbalanced", False):
+    if cfg.imbalanced:
         margins = imbalanced_margins(float(alpha), data.class_counts)
     else:
         margins = torch.full((data.num_classes,), float(alpha))

@@ -1,6 +1,9 @@
 """The smooth top-k SVM (`loss=smooth_topk_svm`) and its hard hinge (`loss=hard_topk_svm`),
 from the `smooth_topk` library."""
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import torch
 
 from smooth_topk import HardTopkSVM, SmoothTopkSVM
@@ -25,6 +28,31 @@ def _checked(make, cfg, num_classes: int):
         return make(), raw_scores
     except ValueError as error:
         raise ValueError(f"loss.{error}") from None
+
+
+@dataclass
+class SmoothSettings:
+    name: str
+    tag: str
+    k: int
+    tau: float
+    alpha: float
+
+
+@dataclass
+class HardSettings:
+    name: str
+    tag: str
+    k: int
+    alpha: float
+
+
+def smooth_label(values: Mapping) -> str:
+    return f"SVM k={int(values['k'])}" + (f" tau={values['tau']:g}" if "tau" in values else "")
+
+
+def hard_label(values: Mapping) -> str:
+    return f"hard top-{int(values['k'])}"
 
 
 def build_smooth(cfg, data):

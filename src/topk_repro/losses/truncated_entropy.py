@@ -7,6 +7,9 @@ J_y the C - k smallest scores among the classes other than y: the k - 1 largest 
 are left out, so a label among the top k costs little.  k = 1 is cross-entropy.
 """
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -24,6 +27,17 @@ def truncated_topk_entropy(logits: torch.Tensor, labels: torch.Tensor, k: int) -
         largest = others.topk(k - 1, dim=1).indices
         others = others.scatter(1, largest, float("-inf"))
     return F.softplus(torch.logsumexp(others - true, dim=1)).mean()
+
+
+@dataclass
+class Settings:
+    name: str
+    tag: str
+    k: int
+
+
+def label(values: Mapping) -> str:
+    return f"Ent-tr k={int(values['k'])}"
 
 
 def build(cfg, data):

@@ -1,6 +1,14 @@
 """A small CNN for 32x32 images: the demo's and the tests' model (fast on a CPU)."""
 
+from dataclasses import dataclass
+
 from torch import nn
+
+
+@dataclass
+class Settings:
+    name: str
+    width: int
 
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:

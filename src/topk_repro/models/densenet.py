@@ -5,8 +5,19 @@ in the transitions, no dropout, a 3x3 stem conv to 2 x growth channels, 3 dense 
 (depth - 4) / 6 layers, then BN-ReLU, global average pooling and a linear classifier.
 """
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass
+class Settings:
+    name: str
+    depth: int
+    growth_rate: int
+    bottleneck_factor: int
+    compression: float
 
 
 class _DenseLayer(nn.Module):

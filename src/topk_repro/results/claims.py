@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from topk_repro.results.layout import finished_runs
+from topk_repro.results.layout import baseline_label, finished_runs, label_of
 from topk_repro.results.statistics import Interval, paired_difference
 
 NOISE_EXPERIMENTS = ("cifar100_noise", "demo", "compare_losses", "compare_losses_demo")
@@ -32,8 +32,8 @@ class Claim:
 
 
 def _svm_label(runs: pd.DataFrame) -> str | None:
-    labels = [label for label in runs["loss"].unique() if label.startswith("SVM k=5")]
-    return labels[0] if labels else None
+    """The label of the paper's loss, the smooth top-5 SVM (any tau: a study's own choice)."""
+    return label_of(runs, "smooth_topk_svm", k=5)
 
 
 def _per_seed(runs: pd.DataFrame, loss: str, row, metric: str) -> dict:
@@ -62,19 +62,18 @@ def _difference(runs, ours: str, baseline: str, row, metric: str) -> Interval | 
 
 
 def _noise_claims(experiment: str, runs: pd.DataFrame) -> list[Claim]:
-    svm = _svm_label(runs)
-    losses = set(runs["loss"])
+    svm, ce = _svm_label(runs), baseline_label(runs)
     rows = sorted({r for r in runs["row"] if not isinstance(r, str)})
     metrics = ("test/top1", "test/top5")
-    both = [r for r in rows if svm and {svm, "CE"} <= set(runs[runs["row"] == r]["loss"])]
+    both = [r for r in rows if svm and ce and {svm, ce} <= set(runs[runs["row"] == r]["loss"])]
     noisy = [p for p in both if float(p) > 0]
     name = svm or "L_5"
     claims = []
 
     claim = f"with noise (p > 0), {name} beats CE on top-1 and top-5"
-    pairs = [(p, m, _difference(runs, svm, "CE", p, m)) for p in noisy for m in metrics]
+    pairs = [(p, m, _difference(runs, svm, ce, p, m)) for p in noisy for m in metrics]
     pairs = [(p, m, d) for p, m, d in pairs if d is not None]
-    if pairs and "CE" in losses:
+    if pairs:
         detail = "; ".join(f"p={p} {m[5:]}: {d.text()}" for p, m, d in pairs)
         claims.append(Claim(experiment, claim, _verdict([d for _, _, d in pairs]), detail))
     else:
@@ -87,7 +86,7 @@ def _noise_claims(experiment: str, runs: pd.DataFrame) -> list[Claim]:
         for metric in metrics:
             gaps = {}
             for p in (low, high):
-                svm_values, ce_values = (_per_seed(runs, x, p, metric) for x in (svm, "CE"))
+                svm_values, ce_values = (_per_seed(runs, x, p, metric) for x in (svm, ce))
                 gaps[p] = {
                     s: svm_values[s] - ce_values[s] for s in set(svm_values) & set(ce_values)
                 }
@@ -104,7 +103,7 @@ def _noise_claims(experiment: str, runs: pd.DataFrame) -> list[Claim]:
 
     claim = "with clean labels (p = 0), CE beats the SVM loss on top-1"
     clean = [p for p in both if float(p) == 0]
-    difference = _difference(runs, "CE", svm, clean[0], "test/top1") if clean else None
+    difference = _difference(runs, ce, svm, clean[0], "test/top1") if clean else None
     if difference is not None:
         claims.append(
             Claim(experiment, claim, _verdict([difference]), f"CE - SVM top-1: {difference.text()}")
@@ -112,17 +111,17 @@ def _noise_claims(experiment: str, runs: pd.DataFrame) -> list[Claim]:
     else:
         claims.append(Claim(experiment, claim, "lacks runs", "need CE and SVM runs at p = 0"))
 
-    if experiment.startswith("compare_losses"):
-        claims += _comparison_claims(experiment, runs, [p for p in rows if float(p) > 0])
+    if experiment.startswith("compare_losses") and ce:
+        claims += _comparison_claims(experiment, runs, ce, [p for p in rows if float(p) > 0])
     return claims
 
 
-def _comparison_claims(experiment: str, runs: pd.DataFrame, noisy: list) -> list[Claim]:
+def _comparison_claims(experiment: str, runs: pd.DataFrame, ce: str, noisy: list) -> list[Claim]:
     """For each other loss: does it beat CE on top-5 with noise?  (Asserted by no paper: the
     comparison's summary, with intervals.)"""
     claims = []
-    for loss in sorted(set(runs["loss"]) - {"CE"}):
-        pairs = [(p, _difference(runs, loss, "CE", p, "test/top5")) for p in noisy]
+    for loss in sorted(set(runs["loss"]) - {ce}):
+        pairs = [(p, _difference(runs, loss, ce, p, "test/top5")) for p in noisy]
         pairs = [(p, d) for p, d in pairs if d is not None]
         claim = f"{loss} beats CE on top-5 with noise (p > 0)"
         if not pairs:
@@ -134,11 +133,11 @@ def _comparison_claims(experiment: str, runs: pd.DataFrame, noisy: list) -> list
 
 
 def _imagenet_claims(runs: pd.DataFrame) -> list[Claim]:
-    svm = _svm_label(runs)
+    svm, ce = _svm_label(runs), baseline_label(runs)
     key = "test/top5"
     claims = []
     claim = "on reduced ImageNet subsets, the smooth top-5 SVM beats CE on top-5"
-    pairs = [(n, _difference(runs, svm, "CE", n, key)) for n in REDUCED_SIZES] if svm else []
+    pairs = [(n, _difference(runs, svm, ce, n, key)) for n in REDUCED_SIZES] if svm and ce else []
     pairs = [(n, d) for n, d in pairs if d is not None]
     if pairs:
         detail = "; ".join(f"{n}/class: {d.text()}" for n, d in pairs)
@@ -146,7 +145,7 @@ def _imagenet_claims(runs: pd.DataFrame) -> list[Claim]:
     else:
         claims.append(Claim("imagenet_subsets", claim, "lacks runs", "need reduced-subset runs"))
     claim = "on the full ImageNet training set, the SVM does not beat CE on top-5"
-    difference = _difference(runs, "CE", svm, "all", key) if svm else None
+    difference = _difference(runs, ce, svm, "all", key) if svm and ce else None
     if difference is not None:
         # "does not beat" fails only when the SVM is ahead (its whole interval, given one)
         svm_ahead = difference.high < 0 if difference.n >= 2 else difference.mean < 0

@@ -1,5 +1,8 @@
 """The paper's table layout: rows (noise level, training-set size, tau), columns loss x metric.
 
+The row setting is the study's own: its preset's `study` section (configs/experiment/), which
+every run's config.yaml records.
+
 A cell averages the distinct seeds of one configuration (`config_id`, results/collect.py); a
 seed run twice counts once (the latest finished copy).  Two configurations never share a cell:
 when runs that the row and the loss label would put together differ in another setting (say
@@ -7,35 +10,39 @@ the noise level of a tau study), that setting joins their column label.
 """
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
 from topk_repro.engine.identity import is_identity_key
+from topk_repro.losses import LOSSES
 from topk_repro.results.statistics import mean_interval, paired_difference
 
 METRICS = ("test/top1", "test/top5")
-# experiment: (row key, its name, the label of a null value)
-ROW_KEYS = {
-    "cifar100_noise": ("dataset.noise.p", "noise p", "none"),
-    "demo": ("dataset.noise.p", "noise p", "none"),
-    "imagenet_subsets": ("dataset.train_per_class", "images per class", "all"),
-    "cifar100_tau": ("loss.tau", "tau", "hard"),
-}
-DEFAULT_ROW_KEY = ("dataset.noise.p", "noise p", "none")
-SHOWN_IN_LOSS_LABEL = (
-    "loss.name",
-    "loss.k",
-    "loss.tau",
-    "loss.label_smoothing",
-    "loss.eps",
-    "loss.imbalanced",
-    "loss.q",
-)
 
 
-def row_key(experiment: str) -> tuple[str, str]:
-    key, label, _ = ROW_KEYS.get(experiment, DEFAULT_ROW_KEY)
-    return key, label
+@dataclass(frozen=True)
+class Rows:
+    """A table's rows: the setting that makes them, its name, and the label of a null value."""
+
+    key: str = "dataset.noise.p"
+    name: str = "noise p"
+    null_label: str = "none"
+
+
+STUDY_COLUMNS = ("study.row", "study.row_name", "study.null_row")
+
+
+def study_rows(runs: pd.DataFrame) -> Rows:
+    """The rows of a study's table as its runs' configs record them (`study`), the noise level
+    for runs recorded without it.  Runs that disagree: the layout most of them record."""
+    if not set(STUDY_COLUMNS) <= set(runs.columns):
+        return Rows()
+    recorded = runs.loc[:, list(STUDY_COLUMNS)].dropna()
+    if recorded.empty:
+        return Rows()
+    key, name, null_label = recorded.value_counts().index[0]
+    return Rows(str(key), str(name), str(null_label))
 
 
 def _is_null(value) -> bool:
@@ -43,33 +50,40 @@ def _is_null(value) -> bool:
 
 
 def loss_label(row: pd.Series, row_key_name: str | None = None) -> str:
-    """The loss's column label ('CE', 'SVM k=5 tau=1', 'LML k=5', ...), leaving out the
-    setting that is the table's row key (tau in a tau study)."""
+    """The loss's column label ('CE', 'SVM k=5 tau=1', 'LML k=5', ...) as its registry entry
+    writes it (losses/), leaving out the setting that is the table's row key (tau in a tau
+    study)."""
     name = row["loss.name"]
-
-    def setting(key: str, text: str) -> str:
-        return "" if row_key_name == key else text
-
-    if name == "ce":
-        smoothing = row.get("loss.label_smoothing")
-        return "CE" if _is_null(smoothing) or not smoothing else f"CE ls={smoothing:g}"
-    if name == "gce":
-        return "GCE" + setting("loss.q", f" q={row['loss.q']:g}")
-    if _is_null(row.get("loss.k")):
+    entry = LOSSES.get(name)
+    if entry is None or entry.label is None:
         return str(name)
-    k = int(row["loss.k"])
-    if name == "hard_topk_svm":
-        return f"hard top-{k}"
-    if name == "smooth_topk_svm":
-        return f"SVM k={k}" + setting("loss.tau", f" tau={row['loss.tau']:g}")
-    if name == "truncated_topk_entropy":
-        return f"Ent-tr k={k}"
-    if name == "lml":
-        return f"LML k={k}"
-    if name == "noised_topk":
-        imbalanced = " imbalanced" if row.get("loss.imbalanced") is True else ""
-        return f"noised k={k}" + setting("loss.eps", f" eps={row['loss.eps']:g}") + imbalanced
-    return str(name)
+    values = {
+        key[len("loss.") :]: value
+        for key, value in row.items()
+        if key.startswith("loss.") and key != row_key_name and not _is_null(value)
+    }
+    try:
+        return entry.label(values)
+    except KeyError:  # a run recorded without a setting its label shows
+        return str(name)
+
+
+def label_of(runs: pd.DataFrame, name: str, **settings) -> str | None:
+    """The column label of the runs of loss `name` with these loss settings (None or 0 also
+    match a setting a run does not record), or None when there are none: claims and
+    baselines select runs by their config, never by display text."""
+    chosen = runs["loss.name"] == name
+    for key, value in settings.items():
+        column = runs.get(f"loss.{key}", pd.Series(None, index=runs.index, dtype=object))
+        unset = column.map(_is_null)
+        chosen &= (column == value) | (unset & (not value))
+    labels = runs.loc[chosen, "loss"].unique()
+    return str(labels[0]) if len(labels) else None
+
+
+def baseline_label(runs: pd.DataFrame) -> str | None:
+    """The label of plain cross-entropy (no label smoothing): the baseline of every table."""
+    return label_of(runs, "ce", label_smoothing=0)
 
 
 def latest_per_run(finished: pd.DataFrame) -> pd.DataFrame:
@@ -82,9 +96,7 @@ def latest_per_run(finished: pd.DataFrame) -> pd.DataFrame:
 def _splitting_keys(runs: pd.DataFrame) -> list[str]:
     """Settings that differ between configurations sharing a (row, loss) cell."""
     keys = set()
-    candidates = [
-        c for c in runs.columns if "." in c and is_identity_key(c) and c not in SHOWN_IN_LOSS_LABEL
-    ]
+    candidates = [c for c in runs.columns if "." in c and is_identity_key(c)]
     for _, cell in runs.groupby(["row", "loss"], sort=False, dropna=False):
         if cell["config_id"].nunique() < 2:
             continue
@@ -94,13 +106,13 @@ def _splitting_keys(runs: pd.DataFrame) -> list[str]:
     return sorted(keys)
 
 
-def label_configurations(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
+def label_configurations(runs: pd.DataFrame) -> pd.DataFrame:
     """`runs` (finished, one experiment) with `row` and `loss` (the column label) added."""
-    key, _, null_label = ROW_KEYS.get(experiment, DEFAULT_ROW_KEY)
-    values = runs.get(key, pd.Series(None, index=runs.index, dtype=object))
+    rows = study_rows(runs)
+    values = runs.get(rows.key, pd.Series(None, index=runs.index, dtype=object))
     runs = runs.assign(
-        loss=runs.apply(loss_label, axis=1, row_key_name=key),
-        row=values.map(lambda v: null_label if _is_null(v) else v),
+        loss=runs.apply(loss_label, axis=1, row_key_name=rows.key),
+        row=values.map(lambda v: rows.null_label if _is_null(v) else v),
     )
     splitting = _splitting_keys(runs)
     if splitting:
@@ -116,7 +128,7 @@ def finished_runs(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
     finished = runs[(runs["experiment_name"] == experiment) & (runs["status"] == "finished")]
     if finished.empty:
         return pd.DataFrame()
-    return label_configurations(latest_per_run(finished), experiment)
+    return label_configurations(latest_per_run(finished))
 
 
 def summarise(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
@@ -150,11 +162,13 @@ def _ordered(table: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["row", "loss", "metric"]).reset_index(drop=True)
 
 
-def paired_differences(runs: pd.DataFrame, experiment: str, baseline: str = "CE") -> pd.DataFrame:
-    """Each loss minus `baseline` at each row, paired by seed: mean difference, its 95%
-    interval, the number of paired seeds, and whether the interval excludes zero."""
+def paired_differences(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """Each loss minus cross-entropy (`baseline_label`) at each row, paired by seed: mean
+    difference, its 95% interval, the number of paired seeds, and whether the interval
+    excludes zero."""
     finished = finished_runs(runs, experiment)
-    if finished.empty or baseline not in set(finished["loss"]):
+    baseline = None if finished.empty else baseline_label(finished)
+    if baseline is None:
         return pd.DataFrame()
     lines = []
     for row, at_row in finished.groupby("row", sort=False):

@@ -1,0 +1,30 @@
+"""What a registry holds for each data set, model and loss: its builder, the schema of its
+config group, and (losses) how tables name it.
+
+Each component declares these beside its builder, in its own module, so a new component is one
+module, one YAML file and one registry line: the config check looks the schema up by the
+group's `name` (engine/settings.py) and the tables ask the entry for the column label.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registry entry.  `settings` is a dataclass whose fields are exactly the keys of the
+    component's config group, with their types (an OmegaConf structured-config schema);
+    `label(values)` gives a loss's table label from its settings (`values` maps each setting
+    shown to its value; a setting that is the table's row, such as tau in a tau study, is left
+    out)."""
+
+    build: Callable
+    settings: type
+    label: Callable[[Mapping], str] | None = None
+
+
+def look_up(registry: Mapping[str, Component], group: str, name) -> Component:
+    """The entry named `name`, or ValueError naming the key and the choices."""
+    if name not in registry:
+        raise ValueError(f"{group}.name must be one of {', '.join(registry)}, got {name!r}")
+    return registry[name]
