@@ -17,9 +17,9 @@ wheel=$(ls "$work"/dist/smooth_topk-*.whl)
 echo "built $(basename "$wheel")"
 listing=$("$python" -m zipfile -l "$wheel" | awk 'NR > 1 {print $1}')  # read whole, then search
 sed 's/^/  /' <<<"$listing"
-grep -q "^smooth_topk/csrc/smooth_topk_cpu.cpp$" <<<"$listing"
+grep -q "^smooth_topk/cpu_kernel/smooth_topk_cpu.cpp$" <<<"$listing"
 grep -q "^smooth_topk/py.typed$" <<<"$listing"
-grep -q "^smooth_topk/_triton_kernels.py$" <<<"$listing"
+grep -q "^smooth_topk/triton_kernel/_kernels.py$" <<<"$listing"
 if grep -qE "topk_repro|^(data|engine|models|results)/" <<<"$listing"; then
     echo "the wheel holds framework files" >&2
     exit 1

@@ -17,7 +17,7 @@ os.environ.pop("TRITON_INTERPRET", None)
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
-from smooth_topk import _triton_kernels as kernels  # noqa: E402
+from smooth_topk.triton_kernel import _kernels as kernels  # noqa: E402
 
 COMMON = {
     "scores": None, "labels": "*i64", "margins": "*fp64", "margin_stride": "i32",

@@ -8,6 +8,7 @@ import torch
 
 from random_cases import loss_and_grad, random_cases
 from smooth_topk import cpu_kernel, dispatch
+from smooth_topk.constants import CPU_KERNEL_MAX_K
 from smooth_topk.functional import log_esp, smooth_topk_svm
 
 
@@ -20,8 +21,8 @@ def _pathloss_and_grad(function, scores, labels, k, tau):
 
 @pytest.mark.parametrize("k,tau", [(2, 1.0), (5, 0.1), (5, 1.0), (10, 0.5)])
 def test_power_sum_and_tree_paths_agree_and_power_sums_take_ordinary_rows(k, tau):
-    from smooth_topk.linear_tree import SmoothTopkLinearTree
-    from smooth_topk.power_sums import SmoothTopkPowerSums
+    from smooth_topk.pytorch.linear_tree import SmoothTopkLinearTree
+    from smooth_topk.pytorch.power_sums import SmoothTopkPowerSums
 
     generator = torch.Generator().manual_seed(k)
     scores = torch.randn(64, 300, generator=generator)  # the paper's benchmark distribution
@@ -42,7 +43,7 @@ def test_power_sum_and_tree_paths_agree_and_power_sums_take_ordinary_rows(k, tau
 
 
 def test_power_sums_reject_rows_they_cannot_prove_accurate():
-    from smooth_topk.power_sums import SmoothTopkPowerSums
+    from smooth_topk.pytorch.power_sums import SmoothTopkPowerSums
 
     scores = torch.zeros(2, 1000)
     scores[0] = torch.randn(1000)
@@ -68,14 +69,14 @@ def test_second_backward_with_retained_graph_is_still_exact():
 
 def test_newton_solve_keeps_to_the_input_device():
     """Device mixing (a CPU constant meeting a CUDA tensor) shows up on the meta device too."""
-    from smooth_topk.power_sums import _newton
+    from smooth_topk.pytorch.power_sums import _newton
 
     out = _newton(torch.empty(4, 5, dtype=torch.float64, device="meta"))
     assert out.device.type == "meta" and out.shape == (2, 4, 5)
 
 
 def test_newton_solve_matches_elementary_symmetric_polynomials():
-    from smooth_topk.power_sums import _newton
+    from smooth_topk.pytorch.power_sums import _newton
 
     e = torch.rand(3, 7, dtype=torch.float64)
     power_sums = torch.stack([(e**t).sum(1) for t in range(1, 5)], 1)
@@ -85,7 +86,7 @@ def test_newton_solve_matches_elementary_symmetric_polynomials():
 
 
 def test_tree_forward_and_log_esp_keep_to_the_input_device():
-    from smooth_topk.linear_tree import SmoothTopkLinearTree
+    from smooth_topk.pytorch.linear_tree import SmoothTopkLinearTree
 
     scores = torch.empty(4, 30, device="meta")
     labels = torch.zeros(4, dtype=torch.int64, device="meta")
@@ -113,8 +114,8 @@ def test_compiled_kernel_agrees_with_the_pytorch_paths(k, tau, spread, dtype):
     """Spread 2 sends some rows to the kernel's sequential products, spread 5 with tau 0.01
     most of them (the power sums cannot prove those rows accurate), spread 50 with tau 1e-3
     most to log space."""
-    from smooth_topk.linear_tree import SmoothTopkLinearTree
-    from smooth_topk.power_sums import SmoothTopkPowerSums
+    from smooth_topk.pytorch.linear_tree import SmoothTopkLinearTree
+    from smooth_topk.pytorch.power_sums import SmoothTopkPowerSums
 
     generator = torch.Generator().manual_seed(k)
     scores = (torch.randn(48, 300, generator=generator) * spread).to(dtype)
@@ -231,13 +232,13 @@ def test_a_block_can_use_the_pytorch_paths_and_go_back(monkeypatch):
         assert dispatch.choose(scores, 2) == "pytorch"
     assert dispatch.choose(scores, 2) == "cpu_kernel"
     assert dispatch.choose(scores.half(), 2) == "cpu_kernel"  # computed in float32
-    assert dispatch.choose(scores, cpu_kernel.MAX_K + 1) == "pytorch"
+    assert dispatch.choose(scores, CPU_KERNEL_MAX_K + 1) == "pytorch"
     assert not cpu_kernel.usable("cpu", torch.float16, 2)
 
 
 @pytest.mark.usefixtures("implementation")
 def test_softplus_value_and_gradient_everywhere_including_zero():
-    from smooth_topk.softplus import softplus
+    from smooth_topk.pytorch.softplus import softplus
 
     z = torch.tensor([-800.0, -30.0, -1e-300, 0.0, 1e-300, 2.0, 40.0, 800.0], dtype=torch.float64)
     z.requires_grad_()

@@ -6,8 +6,8 @@ import torch
 
 from brute_force import brute_force_batch
 from smooth_topk.functional import smooth_topk_svm
-from smooth_topk.linear_tree import SmoothTopkLinearTree
-from smooth_topk.power_sums import SmoothTopkPowerSums
+from smooth_topk.pytorch.linear_tree import SmoothTopkLinearTree
+from smooth_topk.pytorch.power_sums import SmoothTopkPowerSums
 
 
 def inputs(classes=7, batch=3, scale=2.0, seed=0):

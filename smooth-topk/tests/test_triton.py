@@ -14,7 +14,7 @@ import torch
 
 from smooth_topk import SmoothTopkSVM, cpu_kernel, triton_kernel
 from smooth_topk.functional import smooth_topk_svm
-from smooth_topk.log_space import smooth_topk_log_space
+from smooth_topk.pytorch.log_space import smooth_topk_log_space
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

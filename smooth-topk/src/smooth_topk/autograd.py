@@ -5,7 +5,7 @@ gradient with a graph (float64 log space), so second derivatives stay exact."""
 
 import torch
 
-from smooth_topk.log_space import gradient_with_graph
+from smooth_topk.pytorch.log_space import gradient_with_graph
 
 
 def _save(ctx, inputs, output) -> None:

@@ -2,11 +2,11 @@
 
 Three implementations, named as the environment variable SMOOTH_TOPK_IMPL names them:
 
-- `triton`: the Triton kernels (`triton_kernel.py` + `_triton_kernels.py`), for CUDA tensors
+- `triton`: the Triton kernels (`triton_kernel/`: launcher and kernels), for CUDA tensors
   (and CPU tensors under TRITON_INTERPRET=1, Triton's interpreter: for tests, slow), k <= 100;
-- `cpu_kernel`: the compiled C++ kernel (`cpu_kernel.py` + `csrc/`), for CPU float32/float64
-  tensors, k <= 10, where a C++ compiler built it;
-- `pytorch`: PyTorch operations only (`power_sums.py`, `linear_tree.py`, `log_space.py`), any
+- `cpu_kernel`: the compiled C++ kernel (`cpu_kernel/`: launcher and C++ source), for CPU
+  float32/float64 tensors, k <= 10, where a C++ compiler built it;
+- `pytorch`: PyTorch operations only (`pytorch/`: power sums, product tree, log space), any
   device and dtype, no compiler.
 
 SMOOTH_TOPK_IMPL=auto (the default, or unset) takes the first that serves the call in that
@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import torch
 
 from smooth_topk import cpu_kernel, triton_kernel
+from smooth_topk.constants import CPU_KERNEL_MAX_K, TRITON_MAX_K
 
 VARIABLE = "SMOOTH_TOPK_IMPL"
 LEGACY_VARIABLE = "SMOOTH_TOPK_NO_KERNEL"
@@ -80,11 +81,11 @@ def _why_not(name: str, scores: torch.Tensor, k: int) -> str:
     if name == "triton":
         return (
             f"the Triton kernels cannot serve these scores ({where}; they need k <= "
-            f"{triton_kernel.MAX_K} and CUDA tensors): {triton_kernel.status()}"
+            f"{TRITON_MAX_K} and CUDA tensors): {triton_kernel.status()}"
         )
     return (
         f"the compiled CPU kernel cannot serve these scores ({where}; it needs CPU "
-        f"float32/float64 with k <= {cpu_kernel.MAX_K} and a C++ compiler): {cpu_kernel.status()}"
+        f"float32/float64 with k <= {CPU_KERNEL_MAX_K} and a C++ compiler): {cpu_kernel.status()}"
     )
 
 

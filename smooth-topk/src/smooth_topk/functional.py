@@ -28,7 +28,7 @@ float16 / bfloat16 input is computed in float32; float64 stays float64.
 
 import torch
 
-from smooth_topk import cpu_kernel, dispatch, power_sums, triton_kernel
+from smooth_topk import cpu_kernel, dispatch, triton_kernel
 from smooth_topk.checks import (
     Margin,
     as_column,
@@ -38,10 +38,12 @@ from smooth_topk.checks import (
     reduce,
     rows_of,
 )
+from smooth_topk.constants import POWER_SUMS_MAX_K, TARGET
 from smooth_topk.dispatch import implementation_in_use
-from smooth_topk.linear_tree import SmoothTopkLinearTree
-from smooth_topk.log_space import log_esp, smooth_topk_log_space
-from smooth_topk.softplus import softplus
+from smooth_topk.pytorch import power_sums
+from smooth_topk.pytorch.linear_tree import SmoothTopkLinearTree
+from smooth_topk.pytorch.log_space import log_esp, smooth_topk_log_space
+from smooth_topk.pytorch.softplus import softplus
 
 __all__ = ["smooth_topk_svm", "hard_topk_svm", "log_esp", "implementation_in_use"]
 
@@ -76,7 +78,7 @@ def _log_space(scores, labels, k: int, tau: float, alpha: Margin):
 # The PyTorch paths for k >= 2, in the order a row tries them: (name, the largest k it serves,
 # per-row loss and the mask of the rows it proved accurate).  The last proves every row.
 PYTORCH_PATHS = (
-    ("power sums", power_sums.MAX_K, power_sums.SmoothTopkPowerSums.apply),
+    ("power sums", POWER_SUMS_MAX_K, power_sums.SmoothTopkPowerSums.apply),
     ("linear-space product tree", None, SmoothTopkLinearTree.apply),
     ("log space", None, _log_space),
 )
@@ -108,9 +110,7 @@ def _cpu_kernel_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch
     (`cpu_kernel.loss_and_grad`, NaN for flagged rows), so model and loss compile together."""
     if torch.compiler.is_compiling():
         margins = cpu_kernel.margins(alpha)
-        return cpu_kernel.loss_and_grad(
-            scores, labels, margins, k, tau, power_sums.TARGET[scores.dtype]
-        )[0]
+        return cpu_kernel.loss_and_grad(scores, labels, margins, k, tau, TARGET[scores.dtype])[0]
     want_grad = torch.is_grad_enabled() and scores.requires_grad
     loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, alpha, want_grad)
     return _replace_unsafe_rows(

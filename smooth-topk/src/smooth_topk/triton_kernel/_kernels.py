@@ -1,9 +1,10 @@
 """Triton kernels of the smooth top-k loss (imported only where Triton is installed).
 
-Same mathematics and the same three exact paths as the CPU kernel (`csrc/smooth_topk_cpu.cpp`):
-per row, with e_j = exp((s_j - m) / (k tau)) over the classes j != y (m their largest score),
-sigma_t their elementary symmetric polynomials, z = alpha / tau + log(sigma_k / sigma_{k-1}) +
-(m - s_y) / (k tau), the loss is tau * softplus(z) and, before the upstream gradient,
+Same mathematics and the same three exact paths as the CPU kernel
+(`cpu_kernel/smooth_topk_cpu.cpp`): per row, with e_j = exp((s_j - m) / (k tau)) over the
+classes j != y (m their largest score), sigma_t their elementary symmetric polynomials,
+z = alpha / tau + log(sigma_k / sigma_{k-1}) + (m - s_y) / (k tau), the loss is
+tau * softplus(z) and, before the upstream gradient,
 dL/ds_j = sigmoid(z) / k * (e_j sigma_{k-1}(e without j) / sigma_k
                             - e_j sigma_{k-2}(e without j) / sigma_{k-1})
 and dL/ds_y = -sigmoid(z) / k.
@@ -11,7 +12,7 @@ Everything is computed in float64, whatever the input dtype (float16 and bfloat1
 they are).  Two launches, no host round trip between them:
 
 1. `power_sum_kernel` (k <= 10), one program per row: power sums, Newton's identities and their
-   rounding-error bound (as in `power_sums.py`); a row the bound accepts gets its loss and
+   rounding-error bound (as in `pytorch/power_sums.py`); a row the bound accepts gets its loss and
    gradient here, a row it rejects is marked for the second kernel.  Rows with a non-finite
    score get NaN loss and gradient, as in cross-entropy.
 2. `sequential_kernel`, a fixed number of programs that take the rows still marked (every row

@@ -17,7 +17,7 @@ path cannot represent (see `linear_tree.py`).
 import torch
 
 from smooth_topk.checks import Margin, as_rows
-from smooth_topk.softplus import softplus
+from smooth_topk.pytorch.softplus import softplus
 
 
 def _safe_logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:

@@ -33,8 +33,8 @@ import math
 import torch
 
 from smooth_topk.checks import as_rows
-from smooth_topk.log_space import gradient_with_graph
-from smooth_topk.softplus import softplus
+from smooth_topk.pytorch.log_space import gradient_with_graph
+from smooth_topk.pytorch.softplus import softplus
 
 _SAFE_RANGE = {torch.float32: (1e-20, 1e30), torch.float64: (1e-250, 1e250)}
 

@@ -21,20 +21,19 @@ row's largest e bounds it for every class.
 Summing the n positive terms of each power sum adds a relative error of at most n u in any
 order, which the recursions carry into sigma_t as at most k n u sigmâ_t.  A row is accepted only
 when the bounds, with both error terms, promise an error far below the output precision
-(`TARGET`: 1e-8 relative for float32 input, 1e-13 for float64; the compiled CPU kernel applies
-the same test); the caller recomputes every other row with
+(`constants.TARGET`: 1e-8 relative for float32 input, 1e-13 for float64; the compiled CPU
+kernel applies the same test); the caller recomputes every other row with
 the product tree, which never subtracts.  Accepted rows are as exact as the tree's.  The work
 is in place on two float64 buffers: fresh large allocations would cost more than the arithmetic.
 """
 
 import torch
 
-from smooth_topk.log_space import gradient_with_graph
-from smooth_topk.softplus import softplus
+from smooth_topk.constants import TARGET
+from smooth_topk.pytorch.log_space import gradient_with_graph
+from smooth_topk.pytorch.softplus import softplus
 
-MAX_K = 10
 _UNIT_ROUNDOFF = 2.0**-53
-TARGET = {torch.float32: 1e-8, torch.float64: 1e-13}  # relative accuracy a kept row must prove
 
 
 def accuracy_limit(target: float, k: int, classes: int) -> float:
@@ -66,7 +65,8 @@ def _newton(power_sums: torch.Tensor) -> torch.Tensor:
 
 
 class SmoothTopkPowerSums(torch.autograd.Function):
-    """Per-row smooth top-k loss (2 <= k <= MAX_K) and a mask of the rows proven accurate."""
+    """Per-row smooth top-k loss (2 <= k <= constants.POWER_SUMS_MAX_K) and a mask of the rows
+    proven accurate."""
 
     @staticmethod
     def forward(ctx, scores, labels, k: int, tau: float, alpha: float):

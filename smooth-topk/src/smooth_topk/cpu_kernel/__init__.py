@@ -1,10 +1,11 @@
-"""The compiled CPU kernel of the loss (`csrc/smooth_topk_cpu.cpp`), built on first use.
+"""The compiled CPU kernel of the loss (`smooth_topk_cpu.cpp`, beside this file), built on first
+use.
 
-For 1 <= k <= 10 the kernel fuses what `power_sums.py` does in a dozen PyTorch operations into
-one vectorised pass per row (plus one more for the gradient, computed together with the loss),
-with the same proof of accuracy.  Rows that proof rejects take exact sequential products in the
-same kernel (no subtraction, slower), in log space when their coefficients leave the float64
-range.  Rows with non-finite scores are flagged and left to the PyTorch paths.
+For 1 <= k <= 10 the kernel fuses what `pytorch/power_sums.py` does in a dozen PyTorch
+operations into one vectorised pass per row (plus one more for the gradient, computed together
+with the loss), with the same proof of accuracy.  Rows that proof rejects take exact sequential
+products in the same kernel (no subtraction, slower), in log space when their coefficients leave
+the float64 range.  Rows with non-finite scores are flagged and left to the PyTorch paths.
 
 The kernel is optional: it needs a C++ compiler and ninja at first use (torch's JIT extension
 builder caches the result under ~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR).  When it
@@ -25,11 +26,10 @@ from types import ModuleType
 import torch
 
 from smooth_topk.autograd import register_loss_autograd
-from smooth_topk.log_space import gradient_with_graph
-from smooth_topk.power_sums import TARGET
+from smooth_topk.constants import CPU_KERNEL_MAX_K, TARGET
+from smooth_topk.pytorch.log_space import gradient_with_graph
 
-SOURCE = Path(__file__).with_name("csrc") / "smooth_topk_cpu.cpp"
-MAX_K = 10  # the largest k the kernel is compiled for
+SOURCE = Path(__file__).with_name("smooth_topk_cpu.cpp")  # the kernel, beside its launcher
 
 # Instruction sets by torch's CPU capability.  The capability is part of the build's name, so a
 # build cache shared by machines of different kinds never hands one a kernel it cannot run.
@@ -107,8 +107,8 @@ def available() -> bool:
 
 def usable(device_type: str, dtype: torch.dtype, k: int) -> bool:
     """Whether the kernel serves scores computed in `dtype` on `device_type`: CPU,
-    float32/float64, k <= MAX_K, and built (building it on first ask)."""
-    return device_type == "cpu" and dtype in TARGET and k <= MAX_K and available()
+    float32/float64, k <= CPU_KERNEL_MAX_K, and built (building it on first ask)."""
+    return device_type == "cpu" and dtype in TARGET and k <= CPU_KERNEL_MAX_K and available()
 
 
 def _run(scores, labels, settings: tuple, want_grad: bool) -> list[torch.Tensor]:

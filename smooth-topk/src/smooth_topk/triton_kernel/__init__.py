@@ -1,4 +1,4 @@
-"""The Triton implementation of the loss (`_triton_kernels.py`), for CUDA tensors.
+"""The Triton implementation of the loss (`_kernels.py`, beside this file), for CUDA tensors.
 
 One graph operator, `smooth_topk::triton_loss_and_grad`, computes the per-row loss and dL/ds in
 one forward call (two kernel launches, no host synchronisation); the backward scales that
@@ -21,10 +21,9 @@ import torch
 
 from smooth_topk import cpu_kernel
 from smooth_topk.autograd import register_loss_autograd
-from smooth_topk.power_sums import MAX_K as MAX_POWER_SUM_K
-from smooth_topk.power_sums import TARGET, accuracy_limit
+from smooth_topk.constants import POWER_SUMS_MAX_K, TARGET, TRITON_MAX_K
+from smooth_topk.pytorch.power_sums import accuracy_limit
 
-MAX_K = 100  # the largest k served (the sequential path's cost grows with k)
 # Bytes of prefix coefficients the sequential kernel's programs may hold in all: less for k <= 10,
 # where it serves only the rows the power-sum bound rejects (often none).
 _SCRATCH_BUDGET = {"k <= 10": 64 * 2**20, "k > 10": 256 * 2**20}
@@ -44,11 +43,11 @@ def kernels() -> ModuleType | None:
     """The kernel module, or None without Triton (or without numpy, which its interpreter
     needs)."""
     try:
-        from smooth_topk import _triton_kernels
+        from smooth_topk.triton_kernel import _kernels
     except ImportError as error:
         _import_error.append(str(error))
         return None
-    return _triton_kernels
+    return _kernels
 
 
 @torch.compiler.assume_constant_result  # torch.compile takes the answer as a constant
@@ -59,9 +58,9 @@ def installed() -> bool:
 
 def usable(scores: torch.Tensor, k: int) -> bool:
     """Whether the kernels serve these scores: CUDA (or the interpreter on the CPU), a floating
-    dtype, k <= MAX_K, and Triton installed."""
+    dtype, k <= TRITON_MAX_K, and Triton installed."""
     device_ok = scores.is_cuda or (scores.device.type == "cpu" and interpreted())
-    return device_ok and scores.dtype in _DTYPES and k <= MAX_K and installed()
+    return device_ok and scores.dtype in _DTYPES and k <= TRITON_MAX_K and installed()
 
 
 def status() -> str:
@@ -77,13 +76,13 @@ def _programs(scores: torch.Tensor, k: int, per_program: int) -> int:
         wanted = torch.cuda.get_device_properties(scores.device).multi_processor_count
     else:  # the interpreter
         wanted = 4
-    budget = _SCRATCH_BUDGET["k <= 10" if k <= MAX_POWER_SUM_K else "k > 10"]
+    budget = _SCRATCH_BUDGET["k <= 10" if k <= POWER_SUMS_MAX_K else "k > 10"]
     return max(1, min(scores.shape[0], wanted, budget // per_program))
 
 
 def _launch(scores, labels, margins, k: int, tau: float, target: float):
     """Per-row loss (float32, float64 for float64 scores), dL/ds (the scores' dtype) and the
-    route each row took (codes in `_triton_kernels.py`)."""
+    route each row took (codes in `_kernels.py`)."""
     module = kernels()
     batch, classes = scores.shape
     loss_dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
@@ -91,7 +90,7 @@ def _launch(scores, labels, margins, k: int, tau: float, target: float):
     grad = torch.empty_like(scores)
     # Every row's route: the power-sum kernel writes each (k <= 10); for k > 10 every row
     # starts as PRODUCTS for the sequential kernel.
-    if k <= MAX_POWER_SUM_K:
+    if k <= POWER_SUMS_MAX_K:
         route = torch.empty(batch, dtype=torch.int8, device=scores.device)
     else:
         route = torch.full((batch,), module.PRODUCTS.value, dtype=torch.int8, device=scores.device)
@@ -101,7 +100,7 @@ def _launch(scores, labels, margins, k: int, tau: float, target: float):
     block = min(256, _next_power_of_2(classes))
     margin_stride = 0 if margins.numel() == 1 else 1
     common = (scores, labels, margins, margin_stride, loss, grad)
-    if k <= MAX_POWER_SUM_K:
+    if k <= POWER_SUMS_MAX_K:
         limit = accuracy_limit(target, k, classes)
         module.power_sum_kernel[(batch,)](
             *common,
