@@ -173,7 +173,7 @@ def _prepare(
         training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if cfg.trainer.compile:
         training_model = torch.compile(training_model)
-    logger = build_logger(cfg, run_dir.path, state.wandb_id, processes.is_main)
+    logger = build_logger(cfg, run_dir.path, state.wandb_id, processes)
     state.wandb_id = logger.run_id
     return Training(
         cfg=cfg,

@@ -5,6 +5,7 @@ from typing import Protocol
 
 from omegaconf import OmegaConf
 
+from topk_repro.engine.distributed import Processes
 from topk_repro.engine.identity import identity_digest, run_identity
 
 
@@ -36,7 +37,7 @@ class NullLogger:
 class WandbLogger:
     """One W&B run per run folder, its files inside the folder; resumes with the saved id."""
 
-    def __init__(self, cfg, run_dir: Path, run_id: str | None):
+    def __init__(self, cfg, run_dir: Path, run_id: str | None, processes: int = 1):
         import wandb
 
         self._wandb = wandb
@@ -47,7 +48,7 @@ class WandbLogger:
             dir=str(run_dir),
             group=cfg.experiment_name,
             job_type=cfg.loss.name,
-            name=f"{cfg.run_name}-{identity_digest(run_identity(cfg))}",  # as run folders
+            name=f"{cfg.run_name}-{identity_digest(run_identity(cfg, processes))}",  # as folders
             tags=list(cfg.logger.get("tags", [])),
             config=OmegaConf.to_container(cfg, resolve=True),
             id=run_id,
@@ -68,9 +69,10 @@ class WandbLogger:
         self.run.finish(exit_code=exit_code)
 
 
-def build_logger(cfg, run_dir: Path, run_id: str | None, is_main: bool) -> Logger:
-    if cfg.logger.name == "none" or not is_main:
+def build_logger(cfg, run_dir: Path, run_id: str | None, processes: Processes) -> Logger:
+    """W&B for rank 0 of a run with `logger=wandb`, else nothing."""
+    if cfg.logger.name == "none" or not processes.is_main:
         return NullLogger()
     if cfg.logger.name == "wandb":
-        return WandbLogger(cfg, run_dir, run_id)
+        return WandbLogger(cfg, run_dir, run_id, processes.world_size)
     raise ValueError(f"logger.name must be 'none' or 'wandb', got {cfg.logger.name!r}")
