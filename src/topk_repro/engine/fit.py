@@ -173,7 +173,9 @@ def _prepare(
         training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if cfg.trainer.compile:
         training_model = torch.compile(training_model)
-    logger = build_logger(cfg, run_dir.path, state.wandb_id, processes)
+    logger = build_logger(
+        cfg, run_dir.path, state.wandb_id, processes, run_dir.read_json("run.json")
+    )
     state.wandb_id = logger.run_id
     return Training(
         cfg=cfg,
@@ -352,6 +354,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
         )
         if state.improves(row):
             state.best = {"epoch": epoch, "val/top1": row["val/top1"], "val/top5": row["val/top5"]}
+            training.logger.summary({f"best/{key}": value for key, value in state.best.items()})
             if main:
                 checkpoint = {"model": training.model.state_dict(), "best": state.best}
                 training.run_dir.save_checkpoint("best.pt", {**checkpoint, "epoch": epoch})
@@ -412,15 +415,15 @@ def _save_final(training: Training, status: str, **extra) -> dict:
     }
     if training.processes.is_main:
         training.run_dir.write_json("final.json", final)
+    # W&B's summary keeps each metric's last epoch (val/*, train/*, lr alike); the best epoch's
+    # values are under best/*, and final.json's (status and test metrics included) beside them.
+    training.logger.summary(final)
     return final
 
 
 def _summarise(training: Training, final: dict) -> None:
-    """W&B's summary and the closing line.  W&B would keep the last epoch's values; the summary
-    holds the best-validation epoch's."""
+    """The closing line."""
     best = training.state.best
-    numbers = {k: v for k, v in final.items() if isinstance(v, (int, float))}
-    training.logger.summary({**numbers, "val/top1": best["val/top1"], "val/top5": best["val/top5"]})
     if training.processes.is_main:
         print(
             f"finished: best epoch {best['epoch']}, val top5 {best['val/top5']:.2f}, "

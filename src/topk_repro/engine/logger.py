@@ -6,7 +6,6 @@ from typing import Protocol
 from omegaconf import OmegaConf
 
 from topk_repro.engine.distributed import Processes
-from topk_repro.engine.identity import identity_digest, run_identity
 
 
 class Logger(Protocol):
@@ -37,7 +36,7 @@ class NullLogger:
 class WandbLogger:
     """One W&B run per run folder, its files inside the folder; resumes with the saved id."""
 
-    def __init__(self, cfg, run_dir: Path, run_id: str | None, processes: int = 1):
+    def __init__(self, cfg, run_dir: Path, run_id: str | None, record: dict):
         import wandb
 
         self._wandb = wandb
@@ -48,9 +47,9 @@ class WandbLogger:
             dir=str(run_dir),
             group=cfg.experiment_name,
             job_type=cfg.loss.name,
-            name=f"{cfg.run_name}-{identity_digest(run_identity(cfg, processes))}",  # as folders
-            tags=list(cfg.logger.get("tags", [])),
-            config=OmegaConf.to_container(cfg, resolve=True),
+            name=f"{cfg.run_name}-{record.get('identity_digest')}",  # as run folders
+            tags=default_tags(cfg) + list(cfg.logger.get("tags", [])),
+            config={**OmegaConf.to_container(cfg, resolve=True), "run": run_facts(record)},
             id=run_id,
             resume="allow",
             reinit="finish_previous",
@@ -69,10 +68,31 @@ class WandbLogger:
         self.run.finish(exit_code=exit_code)
 
 
-def build_logger(cfg, run_dir: Path, run_id: str | None, processes: Processes) -> Logger:
-    """W&B for rank 0 of a run with `logger=wandb`, else nothing."""
+def default_tags(cfg) -> list[str]:
+    """Tags every run gets, to filter a dashboard: loss, experiment, noise rule and level."""
+    tags = [f"loss:{cfg.loss.name}", f"experiment:{cfg.experiment_name}"]
+    if "noise" in cfg.dataset:
+        tags.append(f"noise:{cfg.dataset.noise.mode}-p{cfg.dataset.noise.p:g}")
+    return tags
+
+
+def run_facts(record: dict) -> dict:
+    """What run.json knows that the config does not: the identity digest, the data's identity
+    (official or synthetic) and the process count (the `run` section of the W&B config)."""
+    data = record.get("dataset", {})
+    return {
+        "identity_digest": record.get("identity_digest"),
+        "data": {"name": data.get("name"), "official": data.get("official")},
+        "world_size": record.get("processes", {}).get("world_size", 1),
+    }
+
+
+def build_logger(
+    cfg, run_dir: Path, run_id: str | None, processes: Processes, record: dict | None
+) -> Logger:
+    """W&B for rank 0 of a run with `logger=wandb` (`record`: its run.json), else nothing."""
     if cfg.logger.name == "none" or not processes.is_main:
         return NullLogger()
     if cfg.logger.name == "wandb":
-        return WandbLogger(cfg, run_dir, run_id, processes.world_size)
+        return WandbLogger(cfg, run_dir, run_id, record or {})
     raise ValueError(f"logger.name must be 'none' or 'wandb', got {cfg.logger.name!r}")
