@@ -41,8 +41,8 @@ def main() -> int:
     ]
     status = subprocess.call(tables, cwd=ROOT)
     print(
-        "\nresults/demo/ holds demo.md, demo.csv, demo.tex, demo.png, demo_vs_ce.md, runs.csv "
-        "and claims.md "
+        "\nresults/demo/ holds demo.md, demo.csv, demo.tex, demo.png, demo.pdf, demo_vs_ce.md, "
+        "runs.csv and claims.md "
         "(synthetic data: a pipeline check, not a CIFAR-100 result)"
     )
     return status

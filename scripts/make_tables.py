@@ -19,9 +19,11 @@ from topk_repro.results.collect import collect_runs, collect_wandb
 from topk_repro.results.layout import (
     attach_paper,
     differences_pivot,
+    finished_runs,
     markdown,
     paired_differences,
     pivot_text,
+    row_label,
     study_rows,
     summarise,
 )
@@ -36,6 +38,15 @@ def read_paper(paper_dir: Path, experiment: str) -> pd.DataFrame | None:
         return None
     paper = pd.read_csv(path, comment="#", dtype={"row": str})
     return paper.dropna(subset=["value"])
+
+
+def latex_table(pivot: pd.DataFrame, row_name: str, caption: str, experiment: str) -> str:
+    """The pivot as a LaTeX table for a paper: booktabs rules, the row setting named in the
+    header, row labels as numbers are written (0.2, not 0.200000), a caption and a label."""
+    pivot = pivot.rename(index=row_label)
+    pivot.index.name = row_name
+    text = pivot.to_latex(escape=True, caption=caption, label=f"tab:{experiment}", position="t")
+    return text.replace("±", "$\\pm$").replace("Δ", "$\\Delta$")
 
 
 def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_dir: Path) -> None:
@@ -56,10 +67,24 @@ def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_d
         + f"Rows: {rows_of_table.name} ({rows_of_table.key}). Cells: mean ± std over seeds (n)\n\n"
     )
     (out_dir / f"{experiment}.md").write_text(text + markdown(pivot) + "\n")
-    latex = pivot.to_latex(escape=True)
-    (out_dir / f"{experiment}.tex").write_text((f"% {banner}\n" if banner else "") + latex)
+    name = experiment.replace("_", r"\_")
+    caption = (
+        f"{name}: test accuracy (\\%) of the best-validation-top-5 checkpoint, mean "
+        f"$\\pm$ std over seeds (n)"
+        + ("; NOT official data (synthetic or fixture)" if banner else "")
+    )
+    (out_dir / f"{experiment}.tex").write_text(
+        (f"% {banner}\n" if banner else "")
+        + latex_table(pivot, rows_of_table.name, caption, experiment)
+    )
     title = f"{experiment} ({'official data' if official else banner})"
-    plot_table(table, title, rows_of_table.name, out_dir / f"{experiment}.png")
+    plot_table(
+        table,
+        title,
+        rows_of_table.name,
+        out_dir / f"{experiment}.png",
+        seeds=finished_runs(runs, experiment),
+    )
     print(f"\n{text}{pivot.to_string()}")
     write_differences(runs, experiment, out_dir, header=header)
 

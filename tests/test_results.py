@@ -386,3 +386,37 @@ def test_tiny_loss_comparison_builds_its_table_plot_and_claims(tmp_path):
     assert (out / "compare_losses_demo.png").stat().st_size > 0
     claims = (out / "claims.md").read_text()
     assert "GCE q=0.7 beats CE on top-5 with noise (p > 0)" in claims and "2 seeds" in claims
+
+
+def test_tables_and_figures_are_fit_for_a_paper(tmp_path):
+    runs_dir = tmp_path / "runs"
+    # CE with one seed per level; the SVM with two seeds whose top-5 interval would pass 100.
+    for p in (0.0, 0.2):
+        fake_run(runs_dir, "cifar100_noise", "ce", 50.0, 80.0, p=p)
+        for seed, top5 in enumerate((99.0, 100.0)):
+            fake_run(runs_dir, "cifar100_noise", "smooth_topk_svm", 48.0, top5, p=p, seed=seed)
+    out = tmp_path / "tables"
+    make_tables(runs_dir, out)
+    markdown_text = (out / "cifar100_noise.md").read_text()
+    assert "50.00 (n=1)" in markdown_text and "50.00 ± 0.00" not in markdown_text
+    assert "99.50 ± 0.71 (n=2)" in markdown_text
+    latex = (out / "cifar100_noise.tex").read_text()
+    assert r"\toprule" in latex and r"\midrule" in latex and r"\bottomrule" in latex
+    assert (
+        r"\caption{cifar100\_noise: test accuracy" in latex
+        and r"\label{tab:cifar100_noise}" in latex
+    )
+    assert "noise p" in latex and "0.2 &" in latex and "0.200000" not in latex
+    assert r"$\pm$" in latex and "±" not in latex
+    for suffix in ("png", "pdf"):
+        assert (out / f"cifar100_noise.{suffix}").stat().st_size > 0
+
+    from topk_repro.results.plot import band
+
+    table = summarise(collect_runs(runs_dir), "cifar100_noise")
+    svm5 = table[(table["loss"] == "SVM k=5 tau=1") & (table["metric"] == "test/top5")]
+    assert (svm5["ci_high"] > 100).all()  # the t interval of two seeds passes 100 ...
+    rows, low, high = band(svm5)
+    assert len(rows) == 2 and (high <= 100).all() and (low >= 0).all()  # ... the band does not
+    ce1 = table[(table["loss"] == "CE") & (table["metric"] == "test/top1")]
+    assert band(ce1)[0] == []  # one seed: no band

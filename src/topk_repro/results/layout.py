@@ -210,11 +210,18 @@ def attach_paper(table: pd.DataFrame, paper: pd.DataFrame | None) -> pd.DataFram
     return table
 
 
+def row_label(value) -> str:
+    """A row value as tables print it: 0.2 for 0.2 (not 0.200000), 64 for 64.0."""
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
 def pivot_text(table: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable pivot: rows x (loss, metric) cells 'mean ± std (n) [paper]'."""
+    """Human-readable pivot: rows x (loss, metric) cells 'mean ± std (n) [paper]'; a cell of
+    one seed has no spread to show: 'mean (n=1)'."""
 
     def cell(r):
-        text = f"{r['mean']:.2f} ± {r['std']:.2f} (n={r['seeds']})"
+        spread = f" ± {r['std']:.2f}" if r["seeds"] > 1 else ""
+        text = f"{r['mean']:.2f}{spread} (n={r['seeds']})"
         if not math.isnan(r["paper"]):
             text += f" [paper {r['paper']:.2f}, Δ {r['difference']:+.2f}]"
         return text
