@@ -262,6 +262,9 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     rows = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == list(range(1, epochs + 1))
     assert (resumed / ".hydra" / "config.yaml").is_file()
+    log = (resumed / "train.log").read_text()  # the console output of both segments
+    assert "epoch 1/4" in log and "interrupted by SIGTERM" in log
+    assert "resuming from epoch" in log and "finished: best epoch" in log
 
 
 def read_wandb_log(path: Path) -> list:

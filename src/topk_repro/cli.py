@@ -11,6 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import topk_repro.engine.naming  # noqa: F401  (registers the run-folder resolvers)
+from topk_repro.engine.console import kept_in
+from topk_repro.engine.distributed import launch_description
 from topk_repro.engine.fit import exit_code_of, run
 from topk_repro.engine.interrupt import Interrupted
 from topk_repro.engine.loop import NonFiniteLoss
@@ -22,12 +24,15 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def _train(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     job_number = hydra_cfg.job.num if hydra_cfg.mode.name == "MULTIRUN" else None
-    try:
-        run(cfg, Path(hydra_cfg.runtime.output_dir), job_number=job_number)
-    except Interrupted as stopped:  # final.json says so; the engine printed how to resume
-        raise SystemExit(exit_code_of(stopped)) from None
-    except NonFiniteLoss:  # final.json names the epoch and step
-        raise SystemExit(1) from None
+    folder = Path(hydra_cfg.runtime.output_dir)
+    # The run's console output also goes to its folder's train.log (rank 0's, under DDP).
+    with kept_in(folder / f"{hydra_cfg.job.name}.log", enabled=launch_description().is_main):
+        try:
+            run(cfg, folder, job_number=job_number)
+        except Interrupted as stopped:  # final.json says so; the engine printed how to resume
+            raise SystemExit(exit_code_of(stopped)) from None
+        except NonFiniteLoss:  # final.json names the epoch and step
+            raise SystemExit(1) from None
 
 
 def main() -> None:
