@@ -75,16 +75,15 @@ def _export_rendezvous(processes: Processes) -> None:
     )
 
 
-def init_processes(device_type: str) -> Processes:
-    """Join the process group of the processes started together (none for a single one)."""
-    processes = launch_description()
+def join_processes(processes: Processes, device_type: str) -> None:
+    """Join the process group of the processes `launch_description` found (nothing to join for
+    a single one)."""
     if processes.world_size == 1:
-        return processes
+        return
     if processes.launcher != "torchrun":
         _export_rendezvous(processes)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return processes
 
 
 def barrier() -> None:

@@ -29,7 +29,7 @@ from topk_repro.engine.device import pick_device
 from topk_repro.engine.distributed import (
     Processes,
     barrier,
-    init_processes,
+    join_processes,
     launch_description,
 )
 from topk_repro.engine.identity import check_folder_identity, run_identity
@@ -80,9 +80,10 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
     raises `Interrupted`, one whose loss became non-finite `NonFiniteLoss`, each after
     final.json says so (cli.py turns them into exit codes)."""
     cfg = check_config(cfg)
-    per_process_batch(cfg.trainer.batch_size, launch_description().world_size)
+    processes = launch_description()
+    per_process_batch(cfg.trainer.batch_size, processes.world_size)  # fails before joining
     wants_cuda = cfg.trainer.device != "cpu" and torch.cuda.is_available()
-    processes = init_processes("cuda" if wants_cuda else "cpu")
+    join_processes(processes, "cuda" if wants_cuda else "cpu")
     device = pick_device(
         cfg.trainer.device,
         local_rank=processes.local_rank,
@@ -153,9 +154,10 @@ def _prepare(
     checkpoint = run_dir.load_last(map_location=device)
     if data.check_before_training is not None and cfg.trainer.epochs > 0:
         data.check_before_training(cfg.dataset.num_workers)
+    record = None
     if processes.is_main:
         resuming = checkpoint is not None
-        _record(run_dir, cfg, identity, data, model, device, processes, resuming)
+        record = _record(run_dir, cfg, identity, data, model, device, processes, resuming)
     if cfg.trainer.epochs == 0:
         return None
 
@@ -173,9 +175,7 @@ def _prepare(
         training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if cfg.trainer.compile:
         training_model = torch.compile(training_model)
-    logger = build_logger(
-        cfg, run_dir.path, state.wandb_id, processes, run_dir.read_json("run.json")
-    )
+    logger = build_logger(cfg, run_dir.path, state.wandb_id, processes, record)
     state.wandb_id = logger.run_id
     return Training(
         cfg=cfg,
@@ -215,9 +215,9 @@ def _record(
     device: torch.device,
     processes: Processes,
     resuming: bool,
-) -> None:
+) -> dict:
     """Write run.json (new, or with this resume's segment added), labels.npz and config.yaml
-    (the typed config)."""
+    (the typed config); returns run.json's content."""
     parameters = sum(p.numel() for p in model.parameters())
     record = run_dir.read_json("run.json")
     segment = run_segment(cfg, str(device))
@@ -243,6 +243,7 @@ def _record(
         f"run folder {run_dir.path}\n{data.summary()}\n"
         f"model {cfg.model.name}: {parameters / 1e6:.2f} M parameters; loss {cfg.loss.tag}"
     )
+    return record
 
 
 def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes) -> Loaders:

@@ -90,7 +90,8 @@ def run_facts(record: dict) -> dict:
 def build_logger(
     cfg, run_dir: Path, run_id: str | None, processes: Processes, record: dict | None
 ) -> Logger:
-    """W&B for rank 0 of a run with `logger=wandb` (`record`: its run.json), else nothing."""
+    """W&B for rank 0 of a run with `logger=wandb` (`record`: its run.json, which rank 0
+    holds), else nothing."""
     if cfg.logger.name == "none" or not processes.is_main:
         return NullLogger()
     if cfg.logger.name == "wandb":
