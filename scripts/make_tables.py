@@ -17,6 +17,7 @@ import pandas as pd
 from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
 from topk_repro.results.layout import (
+    Rows,
     attach_paper,
     differences_pivot,
     finished_runs,
@@ -86,16 +87,17 @@ def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_d
         seeds=finished_runs(runs, experiment),
     )
     print(f"\n{text}{pivot.to_string()}")
-    write_differences(runs, experiment, out_dir, header=header)
+    write_differences(runs, experiment, out_dir, header, rows_of_table)
 
 
-def write_differences(runs: pd.DataFrame, experiment: str, out_dir: Path, header: str) -> None:
+def write_differences(
+    runs: pd.DataFrame, experiment: str, out_dir: Path, header: str, rows: Rows
+) -> None:
     """<experiment>_vs_ce.{csv,md}: each loss minus CE, paired by seed, with 95% intervals."""
     differences = paired_differences(runs, experiment)
     if differences.empty:
         return
     differences.to_csv(out_dir / f"{experiment}_vs_ce.csv", index=False)
-    rows = study_rows(runs[runs["experiment_name"] == experiment])
     pivot = differences_pivot(differences)
     text = (
         header.replace("test accuracy (%)", "difference to CE (percentage points)")
