@@ -16,6 +16,14 @@ import pandas as pd
 
 from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
+from topk_repro.results.diagnostics import (
+    final_memorisation,
+    group_share,
+    memorisation_curves,
+    plot_memorisation,
+    plot_topk,
+    topk_curves,
+)
 from topk_repro.results.layout import (
     Rows,
     attach_paper,
@@ -88,6 +96,59 @@ def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_d
     )
     print(f"\n{text}{pivot.to_string()}")
     write_differences(runs, experiment, out_dir, header, rows_of_table)
+    write_diagnostics(finished_runs(runs, experiment), experiment, out_dir, title, rows_of_table)
+
+
+def write_diagnostics(
+    finished: pd.DataFrame, experiment: str, out_dir: Path, title: str, rows: Rows
+) -> None:
+    """<experiment>_memorisation.{csv,md,png,pdf} and <experiment>_topk.{csv,md,png,pdf}:
+    why a loss resists noise (engine/diagnostics.py), where the runs recorded it."""
+    memorisation = memorisation_curves(finished)
+    if not memorisation.empty:
+        memorisation.to_csv(out_dir / f"{experiment}_memorisation.csv", index=False)
+        plot_memorisation(
+            memorisation, title, rows.name, out_dir / f"{experiment}_memorisation.png"
+        )
+        last = final_memorisation(memorisation)
+        text = (
+            f"# {experiment}: memorisation at the last epoch (% of the probed training images)\n\n"
+            "Cells: mean [95% t interval] over seeds (n). `memo/changed/*`: images whose label "
+            "the noise changed (noisy: the model predicts the noisy label; clean: the true one); "
+            "`memo/unchanged/*`: the others. Curves: "
+            f"{experiment}_memorisation.png\n\n"
+        )
+        (out_dir / f"{experiment}_memorisation.md").write_text(text + markdown(last) + "\n")
+        print(f"\n{text}{last.to_string()}")
+    topk = topk_curves(finished)
+    if not topk.empty:
+        topk.to_csv(out_dir / f"{experiment}_topk.csv", index=False)
+        plot_topk(topk, title, rows.name, out_dir / f"{experiment}_topk.png")
+        cells = topk.assign(
+            cell=topk["mean"].map("{:.2f}".format), row=topk["row"].map(row_label)
+        ).pivot(index=["row", "loss"], columns="k", values="cell")
+        shares = group_share(finished)
+        text = (
+            f"# {experiment}: test top-k accuracy (%) of the selected model, mean over seeds\n\n"
+            + markdown(cells)
+            + "\n"
+        )
+        if not shares.empty:
+            share_cells = shares.assign(
+                cell=shares.apply(
+                    lambda r: (
+                        f"{r['mean']:.1f}"
+                        + (f" [{r.ci_low:.1f}, {r.ci_high:.1f}]" if r.seeds >= 2 else "")
+                        + f" (n={int(r.seeds)})"
+                    ),
+                    axis=1,
+                )
+            ).set_index(["row", "loss", "groups"])[["cell"]]
+            text += (
+                "\nShare (%) of the top-5 predictions inside the true label's noise group "
+                "(mean [95% interval] over seeds):\n\n" + markdown(share_cells) + "\n"
+            )
+        (out_dir / f"{experiment}_topk.md").write_text(text)
 
 
 def write_differences(

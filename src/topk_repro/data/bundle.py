@@ -16,6 +16,10 @@ class DataBundle:
     `check_before_training(num_workers)`, when given, raises ValueError naming the files that
     a later stage would fail on (ImageNet: test images that do not decode), so a damaged file
     is found before the training, not after it.
+    Diagnostics (engine/diagnostics.py): `memorisation_probe(indices)` gives the training images
+    at `indices` unaugmented, labelled (clean, noisy), for data sets with label noise;
+    `groups` names the classes' noise groups and gives each class's group;
+    `test_transform` maps the data's raw images to the model's test input (for notebooks).
     """
 
     train: torch.utils.data.Dataset
@@ -26,6 +30,9 @@ class DataBundle:
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     test_crops: int = 1
     check_before_training: Callable[[int], None] | None = None
+    memorisation_probe: Callable[[np.ndarray], torch.utils.data.Dataset] | None = None
+    groups: tuple[str, np.ndarray] | None = None
+    test_transform: Callable | None = None
 
     def summary(self) -> str:
         noise = self.record.get("noise", {})

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from topk_repro.data import synthetic
 from topk_repro.data.arrays import ArrayDataset
+from topk_repro.data.augment import normalize
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.cifar_format import (
     check_class_count,
@@ -19,7 +21,13 @@ from topk_repro.data.cifar_format import (
     files_identity,
     read_split,
 )
-from topk_repro.data.label_noise import NoiseSettings, apply_label_noise
+from topk_repro.data.human_noise import read_human_labels
+from topk_repro.data.label_noise import (
+    NoiseSettings,
+    apply_label_noise,
+    coarse_of_fine,
+    noise_groups,
+)
 from topk_repro.data.splits import train_val_split
 
 
@@ -61,9 +69,16 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
     train_file = read_split(root, "train", cfg.num_classes)
     test_file = read_split(root, "test", cfg.num_classes)
     clean = train_file.fine
-    noisy = apply_label_noise(
-        clean, train_file.coarse, cfg.noise.p, cfg.noise.mode, cfg.noise.seed, cfg.num_classes
-    )
+    noise_record = {}
+    if cfg.noise.mode == "human":
+        human = read_human_labels(cfg.noise.file, clean, cfg.num_classes)
+        noisy = human.pop("labels")
+        noise_record = {"human_file": human["file"], "human_md5": human["md5"]}
+        noise_record["human_realised_fraction_all"] = human["realised_fraction"]
+    else:
+        noisy = apply_label_noise(
+            clean, train_file.coarse, cfg.noise.p, cfg.noise.mode, cfg.noise.seed, cfg.num_classes
+        )
     train_index, val_index = train_val_split(
         len(clean), cfg.val_count, cfg.split_seed, cfg.train_size, cfg.val_size
     )
@@ -84,6 +99,7 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
             "seed": cfg.noise.seed,
             "on_val": cfg.noise.on_val,
             "realised_fraction": realised,
+            **noise_record,
         },
     }
     labels = {
@@ -93,14 +109,31 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
         "val_index": val_index,
         "val_labels": val_labels,
     }
+    train_images = train_file.images[train_index]
+    both_labels = np.stack([clean[train_index], noisy[train_index]], 1)
+
+    def memorisation_probe(indices: np.ndarray) -> ArrayDataset:
+        """Training images at `indices`, unaugmented, labelled (clean, noisy)."""
+        return ArrayDataset(train_images[indices], both_labels[indices], train=False)
+
+    classes = coarse_of_fine(train_file.fine, train_file.coarse, cfg.num_classes)
     return DataBundle(
-        train=ArrayDataset(train_file.images[train_index], noisy[train_index], train=True),
+        train=ArrayDataset(train_images, noisy[train_index], train=True),
         val=ArrayDataset(train_file.images[val_index], val_labels, train=False),
         test=ArrayDataset(test_file.images, test_file.fine, train=False),
         num_classes=cfg.num_classes,
         record=record,
         labels=labels,
+        memorisation_probe=memorisation_probe,
+        groups=noise_groups(cfg.noise.mode, classes),
+        test_transform=cifar_test_transform,
     )
+
+
+def cifar_test_transform(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, 32, 32, 3), as CIFAR's files hold them, to the model's input."""
+    images = torch.as_tensor(images)
+    return normalize(images.permute(0, 3, 1, 2))
 
 
 def build_cifar100(cfg) -> DataBundle:

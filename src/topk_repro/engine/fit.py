@@ -26,6 +26,7 @@ from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import epoch_seed
 from topk_repro.engine.device import pick_device
+from topk_repro.engine.diagnostics import TopkDiagnostics, memorisation, probe_indices
 from topk_repro.engine.distributed import (
     Processes,
     barrier,
@@ -51,6 +52,7 @@ class Loaders:
     train: object
     val: object
     test: object
+    probe: object | None = None  # the memorisation probe's images (diagnostics)
 
 
 @dataclass
@@ -255,17 +257,43 @@ def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes) 
         "rank": processes.rank,
         "world_size": processes.world_size,
     }
-    test_kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
-    test_batch = max(1, cfg.trainer.eval_batch_size // processes.world_size // data.test_crops)
     kind = cfg.dataset.loader
     batch = per_process_batch(cfg.trainer.batch_size, processes.world_size)
     eval_batch = max(1, cfg.trainer.eval_batch_size // processes.world_size)
+    probe = None
+    probed = cfg.diagnostics.memorisation_images
+    if data.memorisation_probe is not None and probed > 0:
+        indices = probe_indices(len(data.train), probed, cfg.diagnostics.memorisation_seed)
+        probe = build_loader(
+            data.memorisation_probe(indices),
+            train=False,
+            batch_size=eval_batch,
+            loader=kind,
+            **common,
+        )
     return Loaders(
         train=build_loader(data.train, train=True, batch_size=batch, loader=kind, **common),
         val=build_loader(data.val, train=False, batch_size=eval_batch, loader=kind, **common),
-        test=build_loader(
-            data.test, train=False, batch_size=test_batch, loader=test_kind, **common
-        ),
+        test=build_test_loader(cfg, data, device, processes.rank, processes.world_size),
+        probe=probe,
+    )
+
+
+def build_test_loader(
+    cfg: DictConfig, data: DataBundle, device, rank: int = 0, world_size: int = 1
+):
+    """The test loader (ten-crop test items need the standard path)."""
+    kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
+    return build_loader(
+        data.test,
+        train=False,
+        batch_size=max(1, cfg.trainer.eval_batch_size // world_size // data.test_crops),
+        loader=kind,
+        num_workers=cfg.dataset.num_workers,
+        device=device,
+        seed=cfg.seed,
+        rank=rank,
+        world_size=world_size,
     )
 
 
@@ -346,6 +374,10 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
             )
         )
         state.train_time_s += time.perf_counter() - started
+        if training.loaders.probe is not None:
+            probed = time.perf_counter()
+            row.update(memorisation(training.model, training.loaders.probe, training.batches, stop))
+            row["memo_time_s"] = time.perf_counter() - probed
         state.epoch = epoch
         row.update(
             epoch=epoch,
@@ -368,38 +400,52 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
 
 
 def _line(epoch: int, epochs: int, row: dict) -> str:
+    memorised = row.get("memo/changed/noisy_top1")
     return (
         f"epoch {epoch}/{epochs}  loss {row['train/loss']:.4f}  "
         f"val top1 {row['val/top1']:.2f}  top5 {row['val/top5']:.2f}  "
-        f"lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s"
+        + (f"noisy labels fitted {memorised:.1f}%  " if memorised is not None else "")
+        + f"lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s"
     )
 
 
 def _test(training: Training, stop: StopFlag) -> dict:
     """Test accuracy of the last epoch's model, then of the best-validation-top-5 one."""
 
-    def test_metrics() -> dict:
-        return evaluate(
-            training.model,
-            training.loaders.test,
-            training.criterion,
-            prefix="test",
-            batches=training.batches,
-            stop=stop,
-            crop_transform=training.crop_transform,
-        )
-
-    last = test_metrics()
+    last = test_metrics(training.model, training.loaders.test, training, stop)
     best_state = training.run_dir.load_checkpoint("best.pt", map_location=training.batches.device)
     if best_state is not None:
         training.model.load_state_dict(best_state["model"])
-    best = test_metrics()
+    best = test_metrics(training.model, training.loaders.test, training, stop, diagnose=True)
     return {
-        "test/top1": best["test/top1"],
-        "test/top5": best["test/top5"],
+        **best,
         "last/test/top1": last["test/top1"],
         "last/test/top5": last["test/top5"],
     }
+
+
+def test_metrics(model, loader, training, stop=None, diagnose: bool = False) -> dict:
+    """The test metrics of `model`; with `diagnose`, the diagnostics' too (top-k curve, group
+    share, per-class accuracy).  `training` needs cfg, data, criterion, crop_transform and
+    batches (a Training, or evaluation.py's rebuilt run)."""
+    diagnostics = None
+    if diagnose:
+        diagnostics = TopkDiagnostics(
+            training.data.num_classes,
+            training.cfg.diagnostics.topk_max,
+            training.data.groups,
+            training.batches.device,
+        )
+    return evaluate(
+        model,
+        loader,
+        training.criterion,
+        prefix="test",
+        batches=training.batches,
+        stop=stop,
+        crop_transform=training.crop_transform,
+        diagnostics=diagnostics,
+    )
 
 
 def _save_final(training: Training, status: str, **extra) -> dict:

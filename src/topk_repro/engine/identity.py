@@ -28,6 +28,7 @@ NOT_IDENTITY = (
     "per_loss",  # presets; the values a run uses are resolved into optim.* and loss.*
     "study",  # how tables lay out a study's runs
     "resources",  # the size of a cluster job
+    "diagnostics",  # measurements taken beside the training (memorisation), never part of it
     "dataset.root",
     "dataset.download",
     "dataset.num_workers",  # results do not depend on it (per-sample augmentation seeds)
@@ -39,6 +40,10 @@ NOT_IDENTITY = (
     "trainer.force",
 )
 
+
+# Settings added after runs were recorded, whose null means what their absence meant: left out
+# of the identity while null, so the runs recorded before them keep their identity.
+LEFT_OUT_WHEN_NULL = ("dataset.noise.file",)
 
 SIGNIFICANT_DIGITS = 12  # numbers equal to this precision are one setting
 
@@ -86,7 +91,11 @@ def run_identity(cfg: DictConfig | dict, processes: int = 1) -> dict:
     flat = flatten(_normalise(cfg))
     if processes > 1:
         flat["processes"] = float(processes)
-    return {key: flat[key] for key in sorted(flat) if is_identity_key(key)}
+    return {
+        key: flat[key]
+        for key in sorted(flat)
+        if is_identity_key(key) and not (key in LEFT_OUT_WHEN_NULL and flat[key] is None)
+    }
 
 
 def identity_digest(identity: dict) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from topk_repro.engine.diagnostics import TopkDiagnostics
 from topk_repro.engine.interrupt import StopFlag
 from topk_repro.engine.metrics import Meter
 
@@ -104,9 +105,11 @@ def evaluate(
     crop_transform=None,
     stop: StopFlag | None = None,
     progress: bool = False,
+    diagnostics: TopkDiagnostics | None = None,
 ) -> dict:
     """Loss and accuracy; items of shape (crops, C, H, W) are scored by averaging
-    `crop_transform(logits)` over their crops (the paper's ten-crop test)."""
+    `crop_transform(logits)` over their crops (the paper's ten-crop test).  With `diagnostics`,
+    its measurements too (top-k curve, group share, per-class accuracy)."""
     model.eval()
     meter = Meter(batches.device)
     for batch in tqdm(loader, desc=prefix, leave=False, disable=not progress):
@@ -124,4 +127,9 @@ def evaluate(
             scores = logits.float()
             loss = criterion(logits, labels)
         meter.update(scores, labels, loss.float() * len(labels))
-    return meter.all_reduce().result(prefix)
+        if diagnostics is not None:
+            diagnostics.update(scores, labels)
+    result = meter.all_reduce().result(prefix)
+    if diagnostics is not None:
+        result.update(diagnostics.result(prefix))
+    return result

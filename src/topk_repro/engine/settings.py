@@ -55,6 +55,15 @@ class RunSettings:
     seed: int
 
 
+@dataclass
+class DiagnosticsSettings:
+    """Measurements beside the training, never part of it (engine/diagnostics.py)."""
+
+    memorisation_images: int = 5000  # training images probed after each epoch; 0: off
+    memorisation_seed: int = 0  # which images: the same subset for every run of one data set
+    topk_max: int = 10  # the test top-k curve's last k
+
+
 ENGINE_GROUPS = {"trainer": TrainerSettings, "optim": OptimSettings}
 COMPONENT_GROUPS = {"dataset": BUILDERS, "model": MODELS, "loss": LOSSES}
 
@@ -111,6 +120,10 @@ def typed_values(values: dict) -> dict:
             raise ValueError(f"the config has no `{group}` group")
         values[group] = typed_group(group, _schema(group, values[group]), values[group])
     values["trainer"]["progress"] = _typed_progress(values["trainer"]["progress"])
+    # Optional: run folders recorded before diagnostics existed take the defaults.
+    values["diagnostics"] = typed_group(
+        "diagnostics", DiagnosticsSettings, values.get("diagnostics") or {}
+    )
     return values
 
 
@@ -161,10 +174,12 @@ def check_config(cfg: DictConfig) -> DictConfig:
     for milestone in optim.milestones:
         _at_least("optim.milestones", milestone, 1)
     _at_least("dataset.num_workers", dataset.num_workers, 0)
+    _at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
+    _at_least("diagnostics.topk_max", cfg.diagnostics.topk_max, 5)
     if dataset.loader not in ("standard", "device"):
         raise ValueError(f"dataset.loader must be 'standard' or 'device', got {dataset.loader!r}")
     if "noise" in dataset:
-        check_noise(dataset.noise.p, dataset.noise.mode)
+        check_noise(dataset.noise.p, dataset.noise.mode, dataset.noise.file)
     # The loss's own checks (k, tau, ...); class counts are the data's, unknown yet.
     placeholder_counts = np.ones(dataset.num_classes, dtype=np.int64)
     build_criterion(cfg.loss, LossData(dataset.num_classes, placeholder_counts))

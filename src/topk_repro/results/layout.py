@@ -243,12 +243,13 @@ def differences_pivot(differences: pd.DataFrame) -> pd.DataFrame:
 def markdown(pivot: pd.DataFrame) -> str:
     """A pivot table as a GitHub markdown table (column levels joined by a space)."""
     columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in pivot.columns]
+    index_names = [str(name or "") for name in pivot.index.names]
     lines = [
-        "| " + " | ".join([str(pivot.index.name or ""), *columns]) + " |",
-        "|" + "---|" * (len(columns) + 1),
+        "| " + " | ".join([*index_names, *columns]) + " |",
+        "|" + "---|" * (len(columns) + len(index_names)),
     ]
     for index, values in pivot.iterrows():
-        lines.append(
-            "| " + " | ".join([str(index), *("" if pd.isna(v) else str(v) for v in values)]) + " |"
-        )
+        labels = [str(i) for i in index] if isinstance(index, tuple) else [str(index)]
+        cells = ("" if pd.isna(v) else str(v) for v in values)
+        lines.append("| " + " | ".join([*labels, *cells]) + " |")
     return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Recompute every test metric of a saved run from its checkpoint, and compare with final.json.
+
+    python scripts/evaluate.py RUN_DIR [--checkpoint best|last] [--device cpu] [--data-root DIR]
+                               [--allow-other-data] [--out FILE.json]
+
+The model is rebuilt from the run folder's config.yaml and the data from the same settings;
+the data must match the identity run.json recorded (else the differences are listed and
+nothing is computed, unless --allow-other-data).  Prints each metric beside final.json's value.
+Exit code 0, or 3 when a recomputed metric differs from the recorded one.
+"""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from topk_repro.evaluation import CHECKPOINTS, evaluate_run, load_run, recorded_metrics
+
+
+def same(a, b) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+def shown(value) -> str:
+    if isinstance(value, list):
+        return f"[{len(value)} values]"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="best")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-root", help="where the data set lives now (dataset.root)")
+    parser.add_argument("--allow-other-data", action="store_true")
+    parser.add_argument("--out", type=Path, help="write the recomputed metrics as JSON")
+    args = parser.parse_args()
+    run = load_run(
+        args.run_dir, args.checkpoint, args.device, args.data_root, args.allow_other_data
+    )
+    for difference in run.data_differences:
+        print(f"WARNING data differs from the run's record: {difference}", file=sys.stderr)
+    metrics = evaluate_run(run)
+    final_path = args.run_dir / "final.json"
+    final = json.loads(final_path.read_text()) if final_path.is_file() else {}
+    recorded = recorded_metrics(final, args.checkpoint)
+    print(f"{args.run_dir} ({args.checkpoint} checkpoint, epoch {run.epoch})")
+    mismatched = []
+    for key, value in metrics.items():
+        if key not in recorded:
+            print(f"  {key:28s} {shown(value):>14s}   (not in final.json)")
+            continue
+        match = same(value, recorded[key])
+        mismatched += [] if match else [key]
+        mark = "=" if match else "DIFFERS from"
+        print(f"  {key:28s} {shown(value):>14s}   {mark} final.json {shown(recorded[key])}")
+    if args.out:
+        args.out.write_text(json.dumps({"checkpoint": args.checkpoint, **metrics}, indent=1))
+    if mismatched:
+        print(f"{len(mismatched)} metrics differ from final.json: {', '.join(mismatched)}")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

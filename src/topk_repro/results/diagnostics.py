@@ -1,0 +1,167 @@
+"""The diagnostics of a study, from its run folders: memorisation curves (per epoch, from
+metrics.jsonl) and the test top-k curve (final.json), as tables and figures.
+
+Each curve is a mean over seeds with its 95% t interval, for each (loss, row) configuration.
+"""
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from topk_repro.engine.run_dir import read_metrics  # noqa: E402
+from topk_repro.results.layout import row_label  # noqa: E402
+from topk_repro.results.statistics import mean_interval  # noqa: E402
+
+# The memorisation measures shown, and what they mean in a figure's words.
+MEMORISATION = {
+    "memo/changed/noisy_top1": "noisy label predicted (top-1), images whose label was changed",
+    "memo/changed/clean_top5": "clean label within top-5, images whose label was changed",
+    "memo/unchanged/top1": "label predicted (top-1), images whose label was kept",
+}
+TOPK_COLUMN = re.compile(r"^test/top(\d+)$")
+
+
+def _interval_columns(values: pd.Series) -> dict:
+    interval = mean_interval(values.astype(float))
+    return {
+        "mean": interval.mean,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "seeds": interval.n,
+    }
+
+
+def memorisation_curves(finished: pd.DataFrame) -> pd.DataFrame:
+    """One line per (loss, row, epoch, measure): mean over seeds and its interval; empty when
+    the runs recorded no memorisation (older runs, data without label noise)."""
+    rows = []
+    for run in finished.itertuples():
+        if str(run.run_dir).startswith("wandb:"):
+            continue
+        for metrics in read_metrics(Path(run.run_dir) / "metrics.jsonl"):
+            for measure in MEMORISATION:
+                if metrics.get(measure) is not None:
+                    rows.append(
+                        {
+                            "loss": run.loss,
+                            "row": run.row,
+                            "seed": run.seed,
+                            "epoch": metrics["epoch"],
+                            "measure": measure,
+                            "value": metrics[measure],
+                        }
+                    )
+    if not rows:
+        return pd.DataFrame()
+    tidy = pd.DataFrame(rows)
+    keys = ["loss", "row", "measure", "epoch"]
+    summary = tidy.groupby(keys, sort=False)["value"].apply(_interval_columns).unstack()
+    return summary.reset_index().sort_values(keys).reset_index(drop=True)
+
+
+def final_memorisation(curves: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch of each curve: (row, loss) x measure cells 'mean [low, high] (n)'."""
+    last = curves[curves["epoch"] == curves.groupby(["loss", "row"])["epoch"].transform("max")]
+
+    def cell(r) -> str:
+        spread = f" [{r.ci_low:.1f}, {r.ci_high:.1f}]" if r.seeds >= 2 else ""
+        return f"{r['mean']:.1f}{spread} (n={int(r.seeds)}, epoch {int(r.epoch)})"
+
+    last = last.assign(cell=last.apply(cell, axis=1), row=last["row"].map(row_label))
+    return last.pivot(index=["row", "loss"], columns="measure", values="cell")
+
+
+def topk_curves(finished: pd.DataFrame) -> pd.DataFrame:
+    """One line per (loss, row, k): test top-k accuracy of the selected model, mean over seeds
+    and its interval; empty for runs recorded without the curve."""
+    columns = {int(m.group(1)): c for c in finished.columns if (m := TOPK_COLUMN.match(c))}
+    if len(columns) <= 2:  # only top-1 and top-5: no curve recorded
+        return pd.DataFrame()
+    lines = []
+    for (loss, row), group in finished.groupby(["loss", "row"], sort=False):
+        for k in sorted(columns):
+            values = group[columns[k]].dropna()
+            if len(values):
+                lines.append({"loss": loss, "row": row, "k": k, **_interval_columns(values)})
+    return pd.DataFrame(lines)
+
+
+def group_share(finished: pd.DataFrame) -> pd.DataFrame:
+    """Mean share (%) of top-5 predictions inside the true label's noise group, per (row, loss)."""
+    if "test/top5_in_group" not in finished.columns:
+        return pd.DataFrame()
+    present = finished.dropna(subset=["test/top5_in_group"])
+    if present.empty:
+        return pd.DataFrame()
+    lines = [
+        {
+            "row": row_label(row),
+            "loss": loss,
+            "groups": ", ".join(sorted(map(str, group["test/group_rule"].dropna().unique()))),
+            **_interval_columns(group["test/top5_in_group"]),
+        }
+        for (row, loss), group in present.groupby(["row", "loss"], sort=False)
+    ]
+    return pd.DataFrame(lines)
+
+
+def _line_with_band(axis, x, group: pd.DataFrame, label: str) -> None:
+    (line,) = axis.plot(x, group["mean"], label=label, linewidth=1.4)
+    drawn = group["seeds"] >= 2
+    if drawn.any():
+        axis.fill_between(
+            np.asarray(x)[drawn.to_numpy()],
+            np.clip(group.loc[drawn, "ci_low"], 0, 100),
+            np.clip(group.loc[drawn, "ci_high"], 0, 100),
+            color=line.get_color(),
+            alpha=0.2,
+            linewidth=0,
+        )
+
+
+def _save(figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=200)
+    figure.savefig(Path(path).with_suffix(".pdf"))
+    plt.close(figure)
+
+
+def plot_memorisation(curves: pd.DataFrame, title: str, row_name: str, path: Path) -> None:
+    """A panel per measure: the measure against epoch, a line per (loss, row) with its band."""
+    measures = [m for m in MEMORISATION if m in set(curves["measure"])]
+    figure, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4), squeeze=False)
+    for axis, measure in zip(axes[0], measures, strict=True):
+        part = curves[curves["measure"] == measure]
+        for (loss, row), group in part.groupby(["loss", "row"], sort=False):
+            _line_with_band(
+                axis, group["epoch"].to_numpy(), group, f"{loss}, {row_name} {row_label(row)}"
+            )
+        axis.set_title(MEMORISATION[measure], fontsize=8)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("% of probed training images")
+        axis.set_ylim(0, 100)
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    figure.suptitle(f"{title}\nmemorisation: mean over seeds, band: 95% interval", fontsize=9)
+    _save(figure, path)
+
+
+def plot_topk(curves: pd.DataFrame, title: str, row_name: str, path: Path) -> None:
+    """Test top-k accuracy against k, a line per (loss, row) with its band."""
+    figure, axis = plt.subplots(figsize=(6, 4.2))
+    for (loss, row), group in curves.groupby(["loss", "row"], sort=False):
+        group = group.sort_values("k")
+        _line_with_band(axis, group["k"].to_numpy(), group, f"{loss}, {row_name} {row_label(row)}")
+    axis.set_xlabel("k")
+    axis.set_ylabel("test top-k accuracy (%)")
+    axis.set_xticks(sorted(curves["k"].unique()))
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.suptitle(f"{title}\ntop-k curve: mean over seeds, band: 95% interval", fontsize=9)
+    _save(figure, path)

@@ -1,0 +1,197 @@
+"""Why a loss resists noise, measured: memorisation counts, the test top-k curve, the group
+share, per-class accuracy, checkpoint evaluation, and their tables and figures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from helpers import compose_config, tiny_overrides
+from topk_repro.engine import fit
+from topk_repro.engine.diagnostics import MemorisationMeter, TopkDiagnostics, probe_indices
+from topk_repro.evaluation import DataMismatch, evaluate_run, load_run, recorded_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scores_ranking(rankings: list[list[int]], classes: int = 10) -> torch.Tensor:
+    """Scores whose descending order starts with each row's listed classes."""
+    scores = torch.zeros(len(rankings), classes)
+    for row, ranked in enumerate(rankings):
+        for place, label in enumerate(ranked):
+            scores[row, label] = 100.0 - place
+    return scores
+
+
+def test_memorisation_counts_on_known_predictions():
+    # (clean, noisy) per image, and the model's ranking of classes.
+    labels = torch.tensor([[0, 1], [2, 3], [4, 5], [6, 6], [7, 7], [8, 8]])
+    rankings = [
+        [1, 0, 9, 9, 9],  # changed: noisy at top-1, clean within top-5
+        [9, 8, 3, 2, 5],  # changed: noisy and clean within top-5, neither at top-1
+        [4, 9, 8, 1, 0],  # changed: clean at top-1, noisy not in top-5
+        [6],  # unchanged: top-1
+        [0, 1, 7],  # unchanged: top-5 only
+        [0, 1, 2, 3, 4],  # unchanged: missed
+    ]
+    rankings = [r + [c for c in range(10) if c not in r] for r in rankings]
+    rankings = [list(dict.fromkeys(r)) for r in rankings]
+    meter = MemorisationMeter("cpu")
+    meter.update(scores_ranking(rankings[:2]), labels[:2])  # two batches add up
+    meter.update(scores_ranking(rankings[2:]), labels[2:])
+    result = meter.result()
+    assert result["memo/changed_images"] == 3
+    assert result["memo/changed/noisy_top1"] == pytest.approx(100 / 3)
+    assert result["memo/changed/noisy_top5"] == pytest.approx(200 / 3)
+    assert result["memo/changed/clean_top1"] == pytest.approx(100 / 3)
+    assert result["memo/changed/clean_top5"] == pytest.approx(100.0)
+    assert result["memo/unchanged/top1"] == pytest.approx(100 / 3)
+    assert result["memo/unchanged/top5"] == pytest.approx(200 / 3)
+
+
+def test_memorisation_without_changed_labels_reports_only_the_unchanged():
+    meter = MemorisationMeter("cpu")
+    meter.update(scores_ranking([[3, 1, 2, 0, 4]]), torch.tensor([[3, 3]]))
+    result = meter.result()
+    assert result == {
+        "memo/changed_images": 0,
+        "memo/unchanged/top1": 100.0,
+        "memo/unchanged/top5": 100.0,
+    }
+
+
+def test_probe_is_a_fixed_subset():
+    assert (probe_indices(100, 500, 0) == np.arange(100)).all()
+    first, again = probe_indices(1000, 100, 3), probe_indices(1000, 100, 3)
+    assert len(first) == 100 and len(set(first)) == 100 and (first == again).all()
+    assert (np.diff(first) > 0).all()
+
+
+def test_topk_curve_group_share_and_per_class_against_a_direct_computation():
+    generator = torch.Generator().manual_seed(0)
+    classes, count = 20, 300
+    scores = torch.randn(count, classes, generator=generator)
+    labels = torch.randint(0, classes, (count,), generator=generator)
+    labels[labels == 19] = 18  # class 19 never occurs: its accuracy is undefined
+    group_of = np.arange(classes) // 5
+    diagnostics = TopkDiagnostics(classes, 10, ("block", group_of), "cpu")
+    for part in torch.split(torch.arange(count), 64):
+        diagnostics.update(scores[part], labels[part])
+    result = diagnostics.result("test")
+
+    order = np.argsort(-scores.numpy(), axis=1)
+    truth = labels.numpy()
+    for k in range(1, 11):
+        expected = 100 * np.mean([truth[i] in order[i, :k] for i in range(count)])
+        assert result[f"test/top{k}"] == pytest.approx(expected)
+    inside = group_of[order[:, :5]] == group_of[truth][:, None]
+    assert result["test/top5_in_group"] == pytest.approx(100 * inside.mean())
+    assert result["test/group_rule"] == "block"
+    for c in (0, 7, 18):
+        members = truth == c
+        expected = 100 * np.mean(order[members, 0] == c)
+        assert result["test/per_class_top1"][c] == pytest.approx(expected)
+    assert result["test/per_class_top1"][19] is None
+    defined = [v for v in result["test/per_class_top1"] if v is not None]
+    assert result["test/worst_class_top1"] == pytest.approx(min(defined))
+
+
+@pytest.fixture(scope="module")
+def noisy_tiny_run(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("diagnostics")
+    cfg = compose_config(
+        tiny_overrides(
+            tmp_path,
+            "dataset.noise.p=0.6",
+            "diagnostics.memorisation_images=150",
+            "paths.run_dir=" + str(tmp_path / "run"),
+        )
+    )
+    fit.run(cfg, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_a_noisy_run_records_memorisation_per_epoch_and_diagnostics_at_test(noisy_tiny_run):
+    rows = [
+        json.loads(line) for line in (noisy_tiny_run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 2
+    for row in rows:
+        assert 0 < row["memo/changed_images"] < 150
+        for key in ("memo/changed/noisy_top1", "memo/changed/clean_top5", "memo/unchanged/top1"):
+            assert 0.0 <= row[key] <= 100.0
+        assert row["memo_time_s"] > 0
+    final = json.loads((noisy_tiny_run / "final.json").read_text())
+    curve = [final[f"test/top{k}"] for k in range(1, 11)]
+    assert curve == sorted(curve) and curve[0] == final["test/top1"]
+    assert len(final["test/per_class_top1"]) == 100
+    assert final["test/group_rule"] == "block" and 0 <= final["test/top5_in_group"] <= 100
+
+
+def test_evaluating_the_checkpoints_reproduces_final_json_exactly(noisy_tiny_run):
+    final = json.loads((noisy_tiny_run / "final.json").read_text())
+    for checkpoint in ("best", "last"):
+        run = load_run(noisy_tiny_run, checkpoint)
+        recomputed = evaluate_run(run)
+        recorded = recorded_metrics(final, checkpoint)
+        assert recorded and all(recomputed[key] == value for key, value in recorded.items())
+    # The notebook API: the model and its test transform score raw images.
+    run = load_run(noisy_tiny_run)
+    images = run.data.test.images[:4].permute(0, 2, 3, 1).numpy()  # (4, 32, 32, 3) uint8
+    with torch.no_grad():
+        scores = run.model(run.test_transform(images))
+    assert scores.shape == (4, 100) and torch.isfinite(scores).all()
+
+    command = [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(noisy_tiny_run)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "DIFFERS" not in done.stdout and "= final.json" in done.stdout
+
+
+def test_evaluating_on_other_data_is_refused_naming_what_differs(noisy_tiny_run, tmp_path):
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("config.yaml", "run.json", "final.json", "best.pt"):
+        (copy / name).write_bytes((noisy_tiny_run / name).read_bytes())
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["dataset"]["noise"]["seed"] = 5  # another noise realisation than the one recorded
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(DataMismatch, match="dataset.noise.seed: 0 -> 5"):
+        load_run(copy)
+    assert load_run(copy, allow_other_data=True).data_differences
+
+
+def debug_overrides(tmp_path: Path, *extra: str) -> list[str]:
+    """The tiny run's data and model, with the debug preset's own training settings."""
+    kept = [
+        o
+        for o in tiny_overrides(tmp_path)
+        if not o.startswith(("trainer.", "optim.", "dataset.train_size", "dataset.val_size"))
+    ]
+    return [*kept, *extra]
+
+
+def test_debug_fast_runs_one_short_epoch_without_a_logger(tmp_path):
+    cfg = compose_config(debug_overrides(tmp_path, "debug=fast"))
+    assert cfg.trainer.epochs == 1 and cfg.logger.name == "none" and cfg.trainer.device == "cpu"
+    assert cfg.experiment_name == "debug"
+    final = fit.run(cfg, tmp_path / "run")
+    assert final["status"] == "finished" and final["epochs_completed"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["ce", "smooth_topk_svm"])
+def test_debug_overfit_drives_the_training_loss_near_zero(tmp_path, loss):
+    cfg = compose_config(debug_overrides(tmp_path, "debug=overfit", f"loss={loss}"))
+    assert cfg.dataset.train_size == cfg.trainer.batch_size  # one batch, seen at every step
+    fit.run(cfg, tmp_path / "run")
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    first, last = rows[0]["train/loss"], rows[-1]["train/loss"]
+    assert first > 2.0 and last < 0.1, (first, last)
