@@ -44,9 +44,13 @@ def write_imagefolder_fixture(
                 Image.fromarray(pixels).save(folder / f"img_{i:04d}.png")
 
 
-def compose_config(overrides: list[str], config_dir: Path = CONFIGS):
+def compose_config(
+    overrides: list[str], config_dir: Path = CONFIGS, return_hydra_config: bool = False
+):
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+        return compose(
+            config_name="train", overrides=overrides, return_hydra_config=return_hydra_config
+        )
 
 
 def dataset_config(group: str, **values):

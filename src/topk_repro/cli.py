@@ -8,7 +8,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import topk_repro.engine.naming  # noqa: F401  (registers the run-folder resolvers)
 from topk_repro.engine.console import kept_in
@@ -21,18 +21,38 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
-def _train(cfg: DictConfig) -> None:
+def _train(cfg: DictConfig) -> float | None:
+    """Train one run; returns `study.optimized_metric` of its final.json when a search preset
+    names one (a sweeper maximises it), else None."""
     hydra_cfg = HydraConfig.get()
     job_number = hydra_cfg.job.num if hydra_cfg.mode.name == "MULTIRUN" else None
     folder = Path(hydra_cfg.runtime.output_dir)
     # The run's console output also goes to its folder's train.log (rank 0's, under DDP).
     with kept_in(folder / f"{hydra_cfg.job.name}.log", enabled=launch_description().is_main):
         try:
-            run(cfg, folder, job_number=job_number)
+            final = run(cfg, folder, job_number=job_number)
         except Interrupted as stopped:  # final.json says so; the engine printed how to resume
             raise SystemExit(exit_code_of(stopped)) from None
         except NonFiniteLoss:  # final.json names the epoch and step
             raise SystemExit(1) from None
+    return optimized_value(cfg, final)
+
+
+def optimized_value(cfg: DictConfig, final: dict | None) -> float | None:
+    """The value a sweeper optimises: final.json's `study.optimized_metric` (a validation
+    metric: a search never reads the test set)."""
+    metric = OmegaConf.select(cfg, "study.optimized_metric", default=None)
+    if metric is None or final is None:
+        return None
+    if metric.startswith(("test/", "last/test/")):
+        raise ValueError(
+            f"study.optimized_metric={metric}: a search may not optimise a test metric"
+        )
+    if metric not in final:
+        raise ValueError(
+            f"study.optimized_metric={metric} is not in final.json ({', '.join(final)})"
+        )
+    return float(final[metric])
 
 
 def main() -> None:

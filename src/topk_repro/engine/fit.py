@@ -179,6 +179,8 @@ def _prepare(
         training_model = torch.compile(training_model)
     logger = build_logger(cfg, run_dir.path, state.wandb_id, processes, record)
     state.wandb_id = logger.run_id
+    if state.epoch:  # a resumed run's summary holds its best epoch from the start
+        logger.summary({f"best/{key}": value for key, value in state.best.items()})
     return Training(
         cfg=cfg,
         run_dir=run_dir,

@@ -4,6 +4,8 @@ from pathlib import Path
 from typing import Protocol
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from omegaconf.nodes import BooleanNode
 
 from topk_repro.engine.distributed import Processes
 
@@ -34,12 +36,17 @@ class NullLogger:
 
 
 class WandbLogger:
-    """One W&B run per run folder, its files inside the folder; resumes with the saved id."""
+    """One W&B run per run folder, its files inside the folder; resumes with the saved id.
+
+    The history's step is the epoch, so a resumed run (a new offline file, or the same run
+    online) continues at the next epoch instead of restarting at step 0.  W&B's own console
+    output is silenced unless `logger.quiet=false`; one line says where the run logs."""
 
     def __init__(self, cfg, run_dir: Path, run_id: str | None, record: dict):
         import wandb
 
         self._wandb = wandb
+        quiet = boolean_setting("logger.quiet", cfg.logger.get("quiet", True))
         self.run = wandb.init(
             project=cfg.logger.project,
             entity=cfg.logger.entity,
@@ -53,19 +60,35 @@ class WandbLogger:
             id=run_id,
             resume="allow",
             reinit="finish_previous",
+            settings=wandb.Settings(silent=bool(quiet), console="off" if quiet else "auto"),
         )
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
         self.run_id = self.run.id
+        where = (
+            f"offline in {run_dir / 'wandb'} (upload: make sync-wandb RUNS={run_dir})"
+            if cfg.logger.mode == "offline"
+            else f"to {self.run.url or cfg.logger.mode}"
+        )
+        print(f"W&B run {self.run.name} ({self.run.id}) logs {where}", flush=True)
 
     def log(self, metrics: dict, epoch: int) -> None:
-        self.run.log({**metrics, "epoch": epoch})
+        self.run.log({**metrics, "epoch": epoch}, step=epoch)
 
     def summary(self, values: dict) -> None:
         self.run.summary.update(values)
 
     def finish(self, exit_code: int = 0) -> None:
         self.run.finish(exit_code=exit_code)
+
+
+def boolean_setting(key: str, value) -> bool:
+    """`value` as the boolean it spells (`no`, `off`, `false`, `0` are false), else ValueError
+    naming the key."""
+    try:
+        return bool(BooleanNode(value)._value())
+    except OmegaConfBaseException:
+        raise ValueError(f"{key} must be true or false, got {value!r}") from None
 
 
 def default_tags(cfg) -> list[str]:
