@@ -14,7 +14,7 @@ DATA ?= data
 EXTRA ?=
 
 .PHONY: setup test check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau \
-	compare-losses compare-losses-demo study-cpu tables clean
+	compare-losses compare-losses-demo study-cpu tables sync-wandb clean
 
 # The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
 # PyTorch implementation is used.
@@ -93,6 +93,11 @@ study-cpu: setup
 
 tables: setup
 	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+# Upload the offline W&B runs below RUNS (a sweep's folder), oldest segment first.
+RUNS ?= runs
+sync-wandb: setup
+	$(PY) scripts/sync_wandb.py $(RUNS) $(if $(DRY_RUN),--dry-run,)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache smooth-topk/dist

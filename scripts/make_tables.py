@@ -2,10 +2,13 @@
 
     python scripts/make_tables.py [--runs-dir runs] [--out-dir results] [--paper-dir results/paper]
     python scripts/make_tables.py --source wandb --entity E --project P --out-dir results
+    python scripts/make_tables.py ... --wandb-project P [--wandb-entity E] [--wandb-mode offline]
 
 Writes <out-dir>/runs.csv (one row per run) and, for each experiment with finished runs,
 <out-dir>/<experiment>.{csv,md,tex,png} in the paper's layout, then prints which of the paper's
 claims hold on our runs, which fail and which lack runs (also in <out-dir>/claims.md).
+With --wandb-project, each experiment's tables and figures also go to W&B, to one summary run
+of the experiment's group (results/wandb_export.py).
 """
 
 import argparse
@@ -37,6 +40,7 @@ from topk_repro.results.layout import (
     summarise,
 )
 from topk_repro.results.plot import plot_table
+from topk_repro.results.wandb_export import log_aggregates
 
 SYNTHETIC_BANNER = "NOT OFFICIAL DATA (synthetic or fixture): not a CIFAR-100/ImageNet result"
 
@@ -202,6 +206,11 @@ def main() -> int:
     parser.add_argument("--source", choices=["runs", "wandb"], default="runs")
     parser.add_argument("--entity")
     parser.add_argument("--project")
+    parser.add_argument(
+        "--wandb-project", help="also log each experiment's tables and figures to this project"
+    )
+    parser.add_argument("--wandb-entity")
+    parser.add_argument("--wandb-mode", choices=["online", "offline"], default="online")
     args = parser.parse_args()
     if args.source == "wandb":
         if not (args.entity and args.project):
@@ -219,6 +228,10 @@ def main() -> int:
     print(f"{len(runs)} runs -> {args.out_dir / 'runs.csv'}")
     for experiment in runs["experiment_name"].dropna().unique():
         write_experiment(runs, experiment, args.out_dir, args.paper_dir)
+        if args.wandb_project:
+            log_aggregates(
+                args.out_dir, experiment, args.wandb_project, args.wandb_entity, args.wandb_mode
+            )
     claims = check_claims(runs)
     lines = ["| experiment | claim | status | detail |", "|---|---|---|---|"]
     lines += [f"| {c.experiment} | {c.claim} | {c.status} | {c.detail} |" for c in claims]

@@ -1,6 +1,7 @@
 """Helpers for the framework's tests: small data in the real on-disk formats, and composed Hydra
 configs (imported by name; the fixtures are in conftest.py)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,49 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
         "optim.lr=0.05",
         *extra,
     ]
+
+
+def read_wandb_log(path: Path) -> list:
+    """Records of a .wandb file (a LevelDB-style log of W&B protobuf records)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, position, block, pending, records = path.read_bytes(), 7, 32768, b"", []
+    while position + 7 <= len(data):
+        if block - position % block < 7:
+            position += block - position % block
+            continue
+        length = int.from_bytes(data[position + 4 : position + 6], "little")
+        kind = data[position + 6]
+        chunk = data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending + chunk)
+            records.append(record)
+            pending = b""
+        elif kind in (2, 3):
+            pending += chunk
+    return records
+
+
+def offline_history(folder: Path) -> tuple[list[dict], dict, list]:
+    """The history rows (each with its `_step`), the merged summary and the run records of the
+    W&B offline files under a run folder, oldest file first (a resumed run writes one per
+    segment)."""
+    history, summary, runs = [], {}, []
+    for log in sorted(Path(folder).glob("wandb/offline-run-*/*.wandb")):
+        for record in read_wandb_log(log):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                runs.append(record.run)
+            elif kind == "history":
+                history.append(
+                    {
+                        item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                        for item in record.history.item
+                    }
+                )
+            elif kind == "summary":
+                for item in record.summary.update:
+                    summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return history, summary, runs

@@ -13,7 +13,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from helpers import compose_config, tiny_overrides
+from helpers import compose_config, read_wandb_log, tiny_overrides
 from smooth_topk import cpu_kernel
 from topk_repro.engine import fit
 from topk_repro.engine.loop import BatchSettings, NonFiniteLoss
@@ -265,29 +265,6 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     log = (resumed / "train.log").read_text()  # the console output of both segments
     assert "epoch 1/4" in log and "interrupted by SIGTERM" in log
     assert "resuming from epoch" in log and "finished: best epoch" in log
-
-
-def read_wandb_log(path: Path) -> list:
-    """Records of a .wandb file (a LevelDB-style log of W&B protobuf records)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, position, block, pending, records = path.read_bytes(), 7, 32768, b"", []
-    while position + 7 <= len(data):
-        if block - position % block < 7:
-            position += block - position % block
-            continue
-        length = int.from_bytes(data[position + 4 : position + 6], "little")
-        kind = data[position + 6]
-        chunk = data[position + 7 : position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending + chunk)
-            records.append(record)
-            pending = b""
-        elif kind in (2, 3):
-            pending += chunk
-    return records
 
 
 @pytest.mark.slow
