@@ -136,7 +136,7 @@ def build_report(
         entity=entity,
         project=project,
         title=f"{experiment}: smooth top-k SVM and the other losses",
-        description=f"Built by scripts/wandb_report.py from {len(chosen)} runs: {', '.join(losses)}",
+        description=f"scripts/wandb_report.py, from {len(chosen)} runs of {', '.join(losses)}",
         blocks=blocks,
     )
 
