@@ -195,3 +195,74 @@ def test_debug_overfit_drives_the_training_loss_near_zero(tmp_path, loss):
     ]
     first, last = rows[0]["train/loss"], rows[-1]["train/loss"]
     assert first > 2.0 and last < 0.1, (first, last)
+
+
+def hand_made_run(runs_dir: Path, loss: str, seed: int, memorised: list[float], topk: list[float]):
+    """A finished run folder of experiment `study` at p = 0.6 whose metrics.jsonl holds the
+    given `memo/changed/noisy_top1` per epoch and whose final.json holds the top-k curve."""
+    folder = runs_dir / "study" / f"{loss}-{seed}"
+    folder.mkdir(parents=True)
+    config = {
+        "experiment_name": "study",
+        "seed": seed,
+        "loss": {"name": loss, "k": 5, "tau": 1.0} if loss != "ce" else {"name": loss},
+        "dataset": {"noise": {"p": 0.6}},
+        "study": {"row": "dataset.noise.p", "row_name": "noise p", "null_row": "none"},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "run.json").write_text(json.dumps({"dataset": {"official": False}}))
+    rows = [
+        {"epoch": epoch, "memo/changed/noisy_top1": value, "memo/changed/clean_top5": 50.0}
+        for epoch, value in enumerate(memorised, start=1)
+    ]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    final = {"status": "finished", **{f"test/top{k}": v for k, v in enumerate(topk, start=1)}}
+    final.update({"test/top5_in_group": 40.0 + seed, "test/group_rule": "block"})
+    (folder / "final.json").write_text(json.dumps(final))
+
+
+def test_memorisation_and_topk_tables_and_figures_from_hand_made_runs(tmp_path):
+    from topk_repro.results.collect import collect_runs
+    from topk_repro.results.diagnostics import (
+        final_memorisation,
+        memorisation_curves,
+        topk_curves,
+    )
+    from topk_repro.results.layout import finished_runs
+
+    runs_dir = tmp_path / "runs"
+    for seed, last in enumerate((30.0, 40.0, 50.0)):  # CE memorises: 10 -> 30, 40, 50
+        hand_made_run(runs_dir, "ce", seed, [10.0, last], [50.0 + seed] + [90.0] * 9)
+        hand_made_run(runs_dir, "smooth_topk_svm", seed, [5.0, 5.0], [40.0] + [95.0] * 9)
+    finished = finished_runs(collect_runs(runs_dir), "study")
+    curves = memorisation_curves(finished)
+    ce_last = curves[
+        (curves["loss"] == "CE")
+        & (curves["epoch"] == 2)
+        & (curves["measure"] == "memo/changed/noisy_top1")
+    ].iloc[0]
+    half = 4.303 * 10.0 / 3**0.5  # values 30, 40, 50: sd 10, t(0.975, 2) = 4.303
+    assert ce_last["mean"] == pytest.approx(40.0) and ce_last["seeds"] == 3
+    assert (ce_last["ci_low"], ce_last["ci_high"]) == (
+        pytest.approx(40 - half),
+        pytest.approx(40 + half),
+    )
+    table = final_memorisation(curves)
+    assert table.loc[("0.6", "CE"), "memo/changed/noisy_top1"] == (
+        f"40.0 [{40 - half:.1f}, {40 + half:.1f}] (n=3, epoch 2)"
+    )
+    topk = topk_curves(finished)
+    first = topk[(topk["loss"] == "CE") & (topk["k"] == 1)].iloc[0]
+    assert first["mean"] == pytest.approx(51.0) and len(topk) == 2 * 10
+
+    out = tmp_path / "tables"
+    command = [sys.executable, str(ROOT / "scripts" / "make_tables.py"), "--runs-dir"]
+    done = subprocess.run(
+        [*command, str(runs_dir), "--out-dir", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("study_memorisation", "study_topk"):
+        for suffix in (".png", ".pdf", ".csv", ".md"):
+            assert (out / f"{name}{suffix}").is_file(), name + suffix
+    shares = (out / "study_topk.md").read_text()
+    assert "| 0.6 | CE | block | 41.0 [" in shares  # 40, 41, 42 over the seeds

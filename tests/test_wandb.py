@@ -49,6 +49,9 @@ def test_an_interrupted_then_resumed_run_has_one_history_by_epoch(tmp_path, monk
     for row, logged in zip(metrics, [r for r in history if "val/top5" in r], strict=True):
         assert logged["val/top5"] == pytest.approx(row["val/top5"])
     assert summary["best/epoch"] == final["best_epoch"]
+    saved = sorted((tmp_path / "run" / "wandb").glob("offline-run-*/files/final.json"))
+    assert saved and json.loads(saved[-1].read_text()) == final  # the run's files hold it
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/files/run.json"))
     for key in ("status", "test/top1", "test/top5", "best_val/top5"):
         assert summary[key] == pytest.approx(final[key]) if key != "status" else final[key]
 

@@ -45,7 +45,7 @@ class WandbLogger:
     def __init__(self, cfg, run_dir: Path, run_id: str | None, record: dict):
         import wandb
 
-        self._wandb = wandb
+        self.run_dir = Path(run_dir)
         quiet = boolean_setting("logger.quiet", cfg.logger.get("quiet", True))
         self.run = wandb.init(
             project=cfg.logger.project,
@@ -79,6 +79,10 @@ class WandbLogger:
         self.run.summary.update(values)
 
     def finish(self, exit_code: int = 0) -> None:
+        """Attach run.json and final.json to the W&B run (its files), then end it."""
+        for name in ("run.json", "final.json"):
+            if (self.run_dir / name).is_file():
+                self.run.save(str(self.run_dir / name), base_path=str(self.run_dir), policy="now")
         self.run.finish(exit_code=exit_code)
 
 
