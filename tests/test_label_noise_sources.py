@@ -80,6 +80,8 @@ def test_cifar100n_file_missing_a_key_or_not_a_dict_or_absent(cifar_root, tmp_pa
 def test_human_mode_needs_a_file_and_other_modes_refuse_one():
     with pytest.raises(ValueError, match="mode=human needs dataset.noise.file"):
         check_noise(0.0, "human")
+    with pytest.raises(ValueError, match="p=0.4 is not used by mode=human"):
+        check_noise(0.4, "human", "labels.pt")
     with pytest.raises(ValueError, match="read by mode=human only"):
         check_noise(0.2, "block", "labels.pt")
 

@@ -44,6 +44,11 @@ def check_noise(p: float, mode: str, file: str | None = None) -> None:
             "dataset.noise.mode=human needs dataset.noise.file: the path of CIFAR-100N's "
             "CIFAR-100_human.pt"
         )
+    if mode == "human" and p != 0:
+        raise ValueError(
+            f"dataset.noise.p={p} is not used by mode=human (the file's labels are the noise); "
+            "leave it at 0"
+        )
     if mode != "human" and file:
         raise ValueError(f"dataset.noise.file is read by mode=human only, not by mode={mode}")
 
