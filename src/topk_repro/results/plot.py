@@ -1,7 +1,8 @@
 """Accuracy against the row setting (noise level, size, tau) for each loss, top-1 and top-5: a
-line per loss through the mean over seeds, each seed's value as a point, a shaded band for the
-mean's 95% interval where there are two or more seeds (clipped to [0, 100]: accuracies), and the
-paper's values dashed where known.  Written as PNG (200 dpi) and PDF (vector), for a paper."""
+line per loss through the mean over seeds, each seed's value as a point, the mean's 95% interval
+as a shaded band and a bar at each row where there are two or more seeds (clipped to [0, 100]:
+accuracies), and the paper's values dashed where known.  Written as PNG (200 dpi) and PDF
+(vector), for a paper."""
 
 from pathlib import Path
 
@@ -43,14 +44,10 @@ def plot_table(
             band_rows, low, high = band(group)
             if band_rows:
                 any_band = True
-                axis.fill_between(
-                    [positions[r] for r in band_rows],
-                    low,
-                    high,
-                    color=line.get_color(),
-                    alpha=0.2,
-                    linewidth=0,
-                )
+                band_x = [positions[r] for r in band_rows]
+                axis.fill_between(band_x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+                # the interval at each row as a bar too: a band over one row has no width
+                axis.vlines(band_x, low, high, color=line.get_color(), alpha=0.6, linewidth=1.5)
             if seeds is not None and not seeds.empty:
                 mine = seeds[seeds["loss"] == loss]
                 axis.scatter(
@@ -77,7 +74,7 @@ def plot_table(
         axis.set_ylabel(f"{metric[5:]} accuracy (%)")
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    shown = "line: mean over seeds, points: seeds" + (", band: 95% interval" if any_band else "")
+    shown = "line: mean over seeds, points: seeds" + (", band and bars: 95% interval" if any_band else "")
     figure.suptitle(f"{title}\n{shown}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=200)
