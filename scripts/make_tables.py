@@ -21,10 +21,10 @@ from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
 from topk_repro.results.diagnostics import (
     final_memorisation,
-    group_share,
     memorisation_curves,
     plot_memorisation,
     plot_topk,
+    run_diagnostics,
     topk_curves,
 )
 from topk_repro.results.layout import (
@@ -141,7 +141,7 @@ def write_diagnostics(
         last = final_memorisation(memorisation)
         text = (
             f"# {experiment}: memorisation at the last epoch (% of the probed training images)\n\n"
-            "Cells: mean [95% t interval] over seeds (n). `memo/changed/*`: images whose label "
+            "Cells: mean [95% t interval, clipped to 0..100] over seeds (n). `memo/changed/*`: images whose label "
             "the noise changed (noisy: the model predicts the noisy label; clean: the true one); "
             "`memo/unchanged/*`: the others. Curves: "
             f"{experiment}_memorisation.png\n\n"
@@ -155,26 +155,17 @@ def write_diagnostics(
         cells = topk.assign(
             cell=topk["mean"].map("{:.2f}".format), row=topk["row"].map(row_label)
         ).pivot(index=["row", "loss"], columns="k", values="cell")
-        shares = group_share(finished)
         text = (
             f"# {experiment}: test top-k accuracy (%) of the selected model, mean over seeds\n\n"
             + markdown(cells)
             + "\n"
         )
-        if not shares.empty:
-            share_cells = shares.assign(
-                cell=shares.apply(
-                    lambda r: (
-                        f"{r['mean']:.1f}"
-                        + (f" [{r.ci_low:.1f}, {r.ci_high:.1f}]" if r.seeds >= 2 else "")
-                        + f" (n={int(r.seeds)})"
-                    ),
-                    axis=1,
-                )
-            ).set_index(["row", "loss", "groups"])[["cell"]]
+        diagnostics = run_diagnostics(finished)
+        if not diagnostics.empty:
             text += (
-                "\nShare (%) of the top-5 predictions inside the true label's noise group "
-                "(mean [95% interval] over seeds):\n\n" + markdown(share_cells) + "\n"
+                "\nPer run (mean [95% t interval, clipped to 0..100] over seeds): the share of the top-5 "
+                "predictions inside the true label's noise group, and the worst class's "
+                "accuracy:\n\n" + markdown(diagnostics) + "\n"
             )
         (out_dir / f"{experiment}_topk.md").write_text(text)
 

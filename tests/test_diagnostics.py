@@ -218,6 +218,7 @@ def hand_made_run(runs_dir: Path, loss: str, seed: int, memorised: list[float], 
     (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     final = {"status": "finished", **{f"test/top{k}": v for k, v in enumerate(topk, start=1)}}
     final.update({"test/top5_in_group": 40.0 + seed, "test/group_rule": "block"})
+    final["test/worst_class_top1"] = 10.0 + seed
     (folder / "final.json").write_text(json.dumps(final))
 
 
@@ -266,3 +267,4 @@ def test_memorisation_and_topk_tables_and_figures_from_hand_made_runs(tmp_path):
             assert (out / f"{name}{suffix}").is_file(), name + suffix
     shares = (out / "study_topk.md").read_text()
     assert "| 0.6 | CE | block | 41.0 [" in shares  # 40, 41, 42 over the seeds
+    assert "worst class, top-1 (%)" in shares

@@ -27,6 +27,12 @@ MEMORISATION = {
 TOPK_COLUMN = re.compile(r"^test/top(\d+)$")
 
 
+def _interval_text(low: float, high: float) -> str:
+    """' [low, high]' of a percentage's interval, clipped to [0, 100] (a t interval of few
+    seeds can reach past it)."""
+    return f" [{max(low, 0.0):.1f}, {min(high, 100.0):.1f}]"
+
+
 def _interval_columns(values: pd.Series) -> dict:
     interval = mean_interval(values.astype(float))
     return {
@@ -70,7 +76,7 @@ def final_memorisation(curves: pd.DataFrame) -> pd.DataFrame:
     last = curves[curves["epoch"] == curves.groupby(["loss", "row"])["epoch"].transform("max")]
 
     def cell(r) -> str:
-        spread = f" [{r.ci_low:.1f}, {r.ci_high:.1f}]" if r.seeds >= 2 else ""
+        spread = _interval_text(r.ci_low, r.ci_high) if r.seeds >= 2 else ""
         return f"{r['mean']:.1f}{spread} (n={int(r.seeds)}, epoch {int(r.epoch)})"
 
     last = last.assign(cell=last.apply(cell, axis=1), row=last["row"].map(row_label))
@@ -92,23 +98,38 @@ def topk_curves(finished: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
-def group_share(finished: pd.DataFrame) -> pd.DataFrame:
-    """Mean share (%) of top-5 predictions inside the true label's noise group, per (row, loss)."""
-    if "test/top5_in_group" not in finished.columns:
+# Test diagnostics recorded once per run (final.json), summarised over seeds.
+RUN_DIAGNOSTICS = {
+    "test/top5_in_group": "top-5 predictions inside the true label's noise group (%)",
+    "test/worst_class_top1": "worst class, top-1 (%)",
+    "test/worst_class_top5": "worst class, top-5 (%)",
+}
+
+
+def run_diagnostics(finished: pd.DataFrame) -> pd.DataFrame:
+    """(row, loss, groups) x diagnostic cells 'mean [low, high] (n=...)' over seeds, for the
+    RUN_DIAGNOSTICS the runs recorded; empty when none did."""
+    columns = [c for c in RUN_DIAGNOSTICS if c in finished.columns]
+    if not columns or finished[columns].isna().all().all():
         return pd.DataFrame()
-    present = finished.dropna(subset=["test/top5_in_group"])
-    if present.empty:
-        return pd.DataFrame()
-    lines = [
-        {
-            "row": row_label(row),
-            "loss": loss,
-            "groups": ", ".join(sorted(map(str, group["test/group_rule"].dropna().unique()))),
-            **_interval_columns(group["test/top5_in_group"]),
-        }
-        for (row, loss), group in present.groupby(["row", "loss"], sort=False)
-    ]
-    return pd.DataFrame(lines)
+
+    def cell(values: pd.Series) -> str:
+        values = values.dropna()
+        if values.empty:
+            return ""
+        summary = _interval_columns(values)
+        spread = (
+            _interval_text(summary["ci_low"], summary["ci_high"]) if summary["seeds"] >= 2 else ""
+        )
+        return f"{summary['mean']:.1f}{spread} (n={summary['seeds']})"
+
+    rule = finished.get("test/group_rule", pd.Series("", index=finished.index))
+    lines = []
+    for (row, loss), group in finished.groupby(["row", "loss"], sort=False):
+        groups = ", ".join(sorted(map(str, rule[group.index].dropna().unique())))
+        cells = {RUN_DIAGNOSTICS[c]: cell(group[c].astype(float)) for c in columns}
+        lines.append({"row": row_label(row), "loss": loss, "groups": groups, **cells})
+    return pd.DataFrame(lines).set_index(["row", "loss", "groups"])
 
 
 def _line_with_band(axis, x, group: pd.DataFrame, label: str) -> None:

@@ -74,7 +74,9 @@ def plot_table(
         axis.set_ylabel(f"{metric[5:]} accuracy (%)")
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    shown = "line: mean over seeds, points: seeds" + (", band and bars: 95% interval" if any_band else "")
+    shown = "line: mean over seeds, points: seeds" + (
+        ", band and bars: 95% interval" if any_band else ""
+    )
     figure.suptitle(f"{title}\n{shown}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=200)
