@@ -141,7 +141,8 @@ def write_diagnostics(
         last = final_memorisation(memorisation)
         text = (
             f"# {experiment}: memorisation at the last epoch (% of the probed training images)\n\n"
-            "Cells: mean [95% t interval, clipped to 0..100] over seeds (n). `memo/changed/*`: images whose label "
+            "Cells: mean [95% t interval, clipped to 0..100] over seeds (n). "
+            "`memo/changed/*`: images whose label "
             "the noise changed (noisy: the model predicts the noisy label; clean: the true one); "
             "`memo/unchanged/*`: the others. Curves: "
             f"{experiment}_memorisation.png\n\n"
@@ -163,7 +164,8 @@ def write_diagnostics(
         diagnostics = run_diagnostics(finished)
         if not diagnostics.empty:
             text += (
-                "\nPer run (mean [95% t interval, clipped to 0..100] over seeds): the share of the top-5 "
+                "\nPer run (mean [95% t interval, clipped to 0..100] over seeds): the share of "
+                "the top-5 "
                 "predictions inside the true label's noise group, and the worst class's "
                 "accuracy:\n\n" + markdown(diagnostics) + "\n"
             )
