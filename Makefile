@@ -84,7 +84,7 @@ compare-losses-demo: setup
 		--out-dir results/compare_losses_demo)
 
 # The paper's question at a CPU scale: CE vs L_{5,1}, synthetic set, p = 0.6, 3 seeds, with the
-# memorisation curves (about 20 minutes on 2 cores: two runs at a time, one thread each).
+# memorisation curves (about 37 minutes of training on 2 cores: two runs at a time, one thread each).
 study-cpu: LAUNCHER = joblib
 study-cpu: export OMP_NUM_THREADS = 1
 study-cpu: setup

@@ -46,7 +46,7 @@ def main() -> int:
         "(synthetic data: a pipeline check, not a CIFAR-100 result).\n"
         "What 10 epochs can show: every stage runs, and the memorisation curves start; what they "
         "cannot: the smooth SVM has barely begun to train, so they cannot answer the paper's "
-        "question (make study-cpu, about 35 minutes, does at a small scale)."
+        "question (make study-cpu, about 40 minutes, does at a small scale)."
     )
     return status
 
