@@ -13,7 +13,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from helpers import compose_config, read_wandb_log, tiny_overrides
+from helpers import compose_config, offline_history, tiny_overrides
 from smooth_topk import cpu_kernel
 from topk_repro.engine import fit
 from topk_repro.engine.loop import BatchSettings, NonFiniteLoss
@@ -275,31 +275,18 @@ def test_wandb_offline_run_lives_in_run_folder_and_holds_metrics(tmp_path):
     final = fit.run(cfg, tmp_path / "run")
     logs = list((tmp_path / "run" / "wandb").glob("offline-run-*/*.wandb"))
     assert len(logs) == 1
-    records = read_wandb_log(logs[0])
-    history = []
-    summary = {}
+    history, summary, runs = offline_history(tmp_path / "run")
+    assert len(runs) == 1
     run_record = json.loads((tmp_path / "run" / "run.json").read_text())
-    for record in records:
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            assert record.run.run_group == "wb" and record.run.job_type == "ce"
-            name = f"{cfg.run_name}-{run_record['identity_digest']}"  # as the run folder's
-            assert record.run.display_name == name
-            assert {"loss:ce", "experiment:wb", "noise:block-p0"} <= set(record.run.tags)
-            config = {item.key: json.loads(item.value_json) for item in record.run.config.update}
-            assert config["run"]["identity_digest"] == run_record["identity_digest"]
-            assert config["run"]["data"] == {"name": "synthetic", "official": False}
-            assert config["run"]["world_size"] == 1
-        elif kind == "history":
-            history.append(
-                {
-                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                    for item in record.history.item
-                }
-            )
-        elif kind == "summary":
-            for item in record.summary.update:
-                summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    for run in runs:
+        assert run.run_group == "wb" and run.job_type == "ce"
+        name = f"{cfg.run_name}-{run_record['identity_digest']}"  # as the run folder's
+        assert run.display_name == name
+        assert {"loss:ce", "experiment:wb", "noise:block-p0"} <= set(run.tags)
+        config = {item.key: json.loads(item.value_json) for item in run.config.update}
+        assert config["run"]["identity_digest"] == run_record["identity_digest"]
+        assert config["run"]["data"] == {"name": "synthetic", "official": False}
+        assert config["run"]["world_size"] == 1
     assert [row["epoch"] for row in history] == [1, 2]
     assert {"val/top5", "train/loss"} <= set(history[0])
     # The summary keeps every metric's last epoch (W&B's way), the best epoch's under best/*,

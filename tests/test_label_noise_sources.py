@@ -7,8 +7,7 @@ import torch
 
 from helpers import cifar_config
 from topk_repro.data import build_data
-from topk_repro.data.cifar_format import read_split
-from topk_repro.data.human_noise import file_md5
+from topk_repro.data.cifar_format import file_md5, read_split
 from topk_repro.data.label_noise import apply_label_noise, check_noise
 
 

@@ -8,19 +8,12 @@ code (weights-only), and refused unless it fits the data on disk: same length, c
 range, and `clean_label` equal to the official labels (the proof that the two belong together).
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from topk_repro.data.cifar_format import file_md5
 
 
 def _numpy_array_globals() -> list:
