@@ -91,17 +91,12 @@ def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_d
         + latex_table(pivot, rows_of_table.name, caption, experiment)
     )
     title = f"{experiment} ({'official data' if official else banner})"
-    plot_table(
-        table,
-        title,
-        rows_of_table.name,
-        out_dir / f"{experiment}.png",
-        seeds=finished_runs(runs, experiment),
-    )
+    finished = finished_runs(runs, experiment)
+    plot_table(table, title, rows_of_table.name, out_dir / f"{experiment}.png", seeds=finished)
     print(f"\n{text}{pivot.to_string()}")
     write_differences(runs, experiment, out_dir, header, rows_of_table)
-    write_diagnostics(finished_runs(runs, experiment), experiment, out_dir, title, rows_of_table)
-    write_search(finished_runs(runs, experiment), experiment, out_dir)
+    write_diagnostics(finished, experiment, out_dir, title, rows_of_table)
+    write_search(finished, experiment, out_dir)
 
 
 def write_search(finished: pd.DataFrame, experiment: str, out_dir: Path) -> None:

@@ -19,12 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.engine.device import pick_device
-from topk_repro.engine.fit import build_test_loader, test_metrics
+from topk_repro.engine.fit import build_loss, build_test_loader, test_metrics
 from topk_repro.engine.identity import flatten
 from topk_repro.engine.loop import BatchSettings
 from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.settings import check_config
-from topk_repro.losses import LossData, build_criterion
 from topk_repro.models import build_model
 
 CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}
@@ -103,10 +102,7 @@ def load_run(
     model = build_model(cfg.model, data.num_classes)
     model.load_state_dict(state["model"])
     model.to(target).eval()
-    counts = torch.bincount(torch.as_tensor(data.labels["train_noisy"]), minlength=data.num_classes)
-    criterion, crop_transform = build_criterion(
-        cfg.loss, LossData(data.num_classes, counts.numpy())
-    )
+    criterion, crop_transform = build_loss(cfg, data)
     return LoadedRun(
         cfg=cfg,
         model=model,

@@ -72,9 +72,12 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
     noise_record = {}
     if cfg.noise.mode == "human":
         human = read_human_labels(cfg.noise.file, clean, cfg.num_classes)
-        noisy = human.pop("labels")
-        noise_record = {"human_file": human["file"], "human_md5": human["md5"]}
-        noise_record["human_realised_fraction_all"] = human["realised_fraction"]
+        noisy = human["labels"]
+        noise_record = {
+            "human_file": human["file"],
+            "human_md5": human["md5"],
+            "human_realised_fraction_all": human["realised_fraction"],
+        }
     else:
         noisy = apply_label_noise(
             clean, train_file.coarse, cfg.noise.p, cfg.noise.mode, cfg.noise.seed, cfg.num_classes

@@ -144,8 +144,7 @@ def _prepare(
     model = build_model(cfg.model, data.num_classes).to(device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    counts = np.bincount(data.labels["train_noisy"], minlength=data.num_classes)
-    criterion, crop_transform = build_criterion(cfg.loss, LossData(data.num_classes, counts))
+    criterion, crop_transform = build_loss(cfg, data)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=cfg.optim.lr,
@@ -197,6 +196,13 @@ def _prepare(
         batches=BatchSettings(device, cfg.trainer.amp, cfg.trainer.channels_last),
         progress=_progress(cfg, processes),
     )
+
+
+def build_loss(cfg: DictConfig, data: DataBundle) -> tuple:
+    """The run's criterion and crop transform; a loss may use the training labels' class
+    counts (the noisy labels it trains on)."""
+    counts = np.bincount(data.labels["train_noisy"], minlength=data.num_classes)
+    return build_criterion(cfg.loss, LossData(data.num_classes, counts))
 
 
 def _adopt_later_best(run_dir: RunDir, state: TrainState) -> None:
