@@ -4,8 +4,6 @@ from pathlib import Path
 from typing import Protocol
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-from omegaconf.nodes import BooleanNode
 
 from topk_repro.engine.distributed import Processes
 
@@ -46,7 +44,7 @@ class WandbLogger:
         import wandb
 
         self.run_dir = Path(run_dir)
-        quiet = boolean_setting("logger.quiet", cfg.logger.get("quiet", True))
+        quiet = cfg.logger.quiet
         self.run = wandb.init(
             project=cfg.logger.project,
             entity=cfg.logger.entity,
@@ -60,7 +58,7 @@ class WandbLogger:
             id=run_id,
             resume="allow",
             reinit="finish_previous",
-            settings=wandb.Settings(silent=bool(quiet), console="off" if quiet else "auto"),
+            settings=wandb.Settings(silent=quiet, console="off" if quiet else "auto"),
         )
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
@@ -84,15 +82,6 @@ class WandbLogger:
             if (self.run_dir / name).is_file():
                 self.run.save(str(self.run_dir / name), base_path=str(self.run_dir), policy="now")
         self.run.finish(exit_code=exit_code)
-
-
-def boolean_setting(key: str, value) -> bool:
-    """`value` as the boolean it spells (`no`, `off`, `false`, `0` are false), else ValueError
-    naming the key."""
-    try:
-        return bool(BooleanNode(value)._value())
-    except OmegaConfBaseException:
-        raise ValueError(f"{key} must be true or false, got {value!r}") from None
 
 
 def default_tags(cfg) -> list[str]:

@@ -11,7 +11,7 @@ unknown key fails naming the key; what types cannot say (ranges, choices) is che
 in `check_config`.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,18 @@ class OptimSettings:
 
 
 @dataclass
+class LoggerSettings:
+    """`logger=none` and `logger=wandb` (the keys `none` does not set take these defaults)."""
+
+    name: str
+    mode: str = "disabled"
+    project: str = "smooth-topk"
+    entity: str | None = None
+    tags: list[str] = field(default_factory=list)
+    quiet: bool = True  # W&B's own console output off
+
+
+@dataclass
 class RunSettings:
     seed: int
 
@@ -64,7 +76,7 @@ class DiagnosticsSettings:
     topk_max: int = 10  # the test top-k curve's last k
 
 
-ENGINE_GROUPS = {"trainer": TrainerSettings, "optim": OptimSettings}
+ENGINE_GROUPS = {"trainer": TrainerSettings, "optim": OptimSettings, "logger": LoggerSettings}
 COMPONENT_GROUPS = {"dataset": BUILDERS, "model": MODELS, "loss": LOSSES}
 
 
