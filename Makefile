@@ -13,7 +13,7 @@ LAUNCHER ?= basic
 DATA ?= data
 EXTRA ?=
 
-.PHONY: setup test check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau \
+.PHONY: setup test test-full coverage check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau \
 	compare-losses compare-losses-demo study-cpu tables sync-wandb clean
 
 # The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
@@ -29,9 +29,23 @@ $(STAMP): pyproject.toml smooth-topk/pyproject.toml
 	$(PY) -m pip install -q -e "./smooth-topk[kernel,test]" -e ".[dev]"
 	touch $(STAMP)
 
-# Both test suites: the framework's (tests/) and the loss library's (smooth-topk/tests/).
+# The quick suite of both parts, the framework's (tests/) and the loss library's
+# (smooth-topk/tests/): every test not marked slow or interpreter (see pyproject.toml).
+QUICK = -m "not slow and not interpreter" -n auto --dist loadgroup
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(QUICK)
+
+# Every test, on every core (CI runs this).
+FULL = -n auto --dist loadgroup
+test-full: setup
+	$(PY) -m pytest -q $(FULL)
+
+# Line coverage of both packages (in-process code; the subprocesses' is not counted), for the
+# whole suite, or for the quick one with SUITE=quick.
+SUITE ?= full
+coverage: setup
+	$(PY) -m pytest -q $(if $(filter quick,$(SUITE)),$(QUICK),$(FULL)) \
+		--cov=src/topk_repro --cov=smooth-topk/src/smooth_topk --cov-report=term
 
 # The loss distribution as users get it: build the wheel, install it in a fresh virtual
 # environment with torch and nothing of this repository, run the library's tests there (CI).

@@ -4,10 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from helpers import write_cifar_fixture
+from helpers import run_checked, tiny_sweep_overrides, train_command, write_cifar_fixture
 
 
 @pytest.fixture
 def cifar_root(tmp_path: Path) -> Path:
     write_cifar_fixture(tmp_path / "cifar")
     return tmp_path / "cifar"
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """A folder whose `runs/mini/` holds the tiny sweep (`helpers.tiny_sweep_overrides`: 4 runs
+    through `train.py -m`), trained once per test process for the table, claims and W&B tests;
+    they share the xdist group "tiny_sweep", so a parallel run trains it once too."""
+    folder = tmp_path_factory.mktemp("tiny_sweep")
+    done = run_checked(train_command(*tiny_sweep_overrides(folder), multirun=True))
+    assert done.stdout.count("logs offline in") == 4 and "wandb:" not in done.stdout
+    return folder

@@ -1,10 +1,18 @@
 """Helpers for the framework's tests: small data in the real on-disk formats, and composed Hydra
 configs (imported by name; the fixtures are in conftest.py)."""
 
+import contextlib
+import io
 import json
+import os
+import runpy
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
@@ -12,7 +20,28 @@ from PIL import Image
 import topk_repro.engine.naming  # noqa: F401  (registers the config resolvers)
 from topk_repro.data.cifar_format import CifarSplit, write_meta, write_split
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+CONFIGS = ROOT / "configs"
+TRAIN = str(ROOT / "src" / "train.py")
+
+
+def train_command(*overrides: str, multirun: bool = False) -> list[str]:
+    """The command line of `python src/train.py [-m] <overrides>`."""
+    return [sys.executable, TRAIN, *(["-m"] if multirun else []), *overrides]
+
+
+def script_command(name: str, *arguments: str) -> list[str]:
+    """The command line of `python scripts/<name> <arguments>`."""
+    return [sys.executable, str(ROOT / "scripts" / name), *arguments]
+
+
+def run_checked(command: list[str], **options) -> subprocess.CompletedProcess:
+    """Run a command from the checkout root, capturing text; a non-zero exit fails the test
+    with the ends of both outputs."""
+    options.setdefault("cwd", ROOT)
+    result = subprocess.run(command, capture_output=True, text=True, **options)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def realistic_coarse_map(seed: int = 7) -> np.ndarray:
@@ -30,6 +59,19 @@ def write_cifar_fixture(root: Path, num_train: int = 2000, num_test: int = 500) 
         write_split(root, name, CifarSplit(images, fine, coarse_of_fine[fine]))
     write_meta(root, [f"fine{i}" for i in range(100)], [f"coarse{i}" for i in range(20)])
     return coarse_of_fine
+
+
+def write_cifar100n(path: Path, clean: np.ndarray, noisy: np.ndarray, **extra) -> None:
+    """A file in CIFAR-100N's format: torch.save of a dict of label arrays."""
+    torch.save({"clean_label": clean, "noisy_label": noisy, **extra}, path)
+
+
+def human_labels(clean: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noisy = clean.copy()
+    changed = rng.random(len(clean)) < rate
+    noisy[changed] = (clean[changed] + rng.integers(1, 100, changed.sum())) % 100
+    return noisy
 
 
 def write_imagefolder_fixture(
@@ -94,6 +136,36 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
+def run_script_here(name: str, *arguments: str) -> str:
+    """Run scripts/<name> in this process as `python scripts/<name> <arguments>` from the
+    checkout root runs it (without starting an interpreter and importing torch and pandas
+    again): its standard output. A non-zero exit fails the test with that output."""
+    path = ROOT / "scripts" / name
+    output, argv, cwd, code = io.StringIO(), sys.argv, Path.cwd(), 0
+    sys.argv = [str(path), *arguments]
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(output):
+            runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+    assert code in (0, None), f"{name} exited with {code}:\n{output.getvalue()[-3000:]}"
+    return output.getvalue()
+
+
+def tiny_sweep_overrides(tmp_path: Path) -> list[str]:
+    """The tiny sweep (conftest.py's `tiny_sweep`): CE and L_{5,1} at noise 0 and 0.4, logged
+    offline to W&B, into `tmp_path/runs/mini/`."""
+    return [
+        "loss=ce,smooth_topk_svm",
+        "dataset.noise.p=0.0,0.4",
+        *tiny_overrides(tmp_path, "logger=wandb", "logger.mode=offline", "experiment_name=mini"),
+    ]
+
+
 def read_wandb_log(path: Path) -> list:
     """Records of a .wandb file (a LevelDB-style log of W&B protobuf records)."""
     from wandb.proto import wandb_internal_pb2
@@ -117,13 +189,25 @@ def read_wandb_log(path: Path) -> list:
     return records
 
 
+def finished_wandb_log(path: Path, timeout_s: float = 30.0) -> list:
+    """The records of a W&B offline file once it ends with its `exit` record: W&B's service can
+    still be writing the file after `finish()` has returned (seen on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_wandb_log(path)
+        ended = records and records[-1].WhichOneof("record_type") == "exit"
+        if ended or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def offline_history(folder: Path) -> tuple[list[dict], dict, list]:
     """The history rows (each with its `_step`), the merged summary and the run records of the
     W&B offline files under a run folder, oldest file first (a resumed run writes one per
     segment)."""
     history, summary, runs = [], {}, []
     for log in sorted(Path(folder).glob("wandb/offline-run-*/*.wandb")):
-        for record in read_wandb_log(log):
+        for record in finished_wandb_log(log):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 runs.append(record.run)

@@ -270,6 +270,7 @@ def _generate_into(root: str) -> None:
     synthetic.generate(Path(root), 2000, 500, seed=9)
 
 
+@pytest.mark.slow
 def test_parallel_jobs_generating_the_same_set_leave_valid_files(tmp_path):
     context = torch.multiprocessing.get_context("spawn")
     workers = [

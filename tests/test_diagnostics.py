@@ -2,8 +2,6 @@
 share, per-class accuracy, checkpoint evaluation, and their tables and figures."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +9,16 @@ import pytest
 import torch
 import yaml
 
-from helpers import compose_config, tiny_overrides
+from helpers import (
+    compose_config,
+    run_checked,
+    run_script_here,
+    script_command,
+    tiny_overrides,
+)
 from topk_repro.engine import fit
 from topk_repro.engine.diagnostics import MemorisationMeter, TopkDiagnostics, probe_indices
 from topk_repro.evaluation import DataMismatch, evaluate_run, load_run, recorded_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def scores_ranking(rankings: list[list[int]], classes: int = 10) -> torch.Tensor:
@@ -147,9 +149,7 @@ def test_evaluating_the_checkpoints_reproduces_final_json_exactly(noisy_tiny_run
         scores = run.model(run.test_transform(images))
     assert scores.shape == (4, 100) and torch.isfinite(scores).all()
 
-    command = [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(noisy_tiny_run)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_checked(script_command("evaluate.py", str(noisy_tiny_run)))
     assert "DIFFERS" not in done.stdout and "= final.json" in done.stdout
 
 
@@ -257,11 +257,7 @@ def test_memorisation_and_topk_tables_and_figures_from_hand_made_runs(tmp_path):
     assert first["mean"] == pytest.approx(51.0) and len(topk) == 2 * 10
 
     out = tmp_path / "tables"
-    command = [sys.executable, str(ROOT / "scripts" / "make_tables.py"), "--runs-dir"]
-    done = subprocess.run(
-        [*command, str(runs_dir), "--out-dir", str(out)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_script_here("make_tables.py", "--runs-dir", str(runs_dir), "--out-dir", str(out))
     for name in ("study_memorisation", "study_topk"):
         for suffix in (".png", ".pdf", ".csv", ".md"):
             assert (out / f"{name}{suffix}").is_file(), name + suffix

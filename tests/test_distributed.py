@@ -13,25 +13,18 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import compose_config, tiny_overrides
+from helpers import ROOT, TRAIN, compose_config, run_checked, tiny_overrides, train_command
 from topk_repro.data.arrays import ArrayDataset, DeviceLoader
 from topk_repro.engine import fit
 from topk_repro.engine.identity import identity_digest, run_identity
+from topk_repro.engine.loop import BatchSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = str(ROOT / "src" / "train.py")
 SCORES = ("test/top1", "test/top5", "last/test/top1", "last/test/top5", "best_epoch")
 
 
 def _overrides(tmp_path: Path, *extra: str) -> list[str]:
     # 3 epochs of 400 images in global batches of 50 (25 per process when there are 2).
     return tiny_overrides(tmp_path, "trainer.epochs=3", "loss=smooth_topk_svm", *extra)
-
-
-def _run(command: list[str], **options) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, **options)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 def _folder_of(runs: Path) -> Path:
@@ -94,18 +87,15 @@ def test_torchrun_and_submitit_local_train_one_run_alike(tmp_path):
     config gets a folder of its own."""
     runs = tmp_path / "runs"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    _run([*torchrun, "--nproc_per_node=2", TRAIN, *_overrides(tmp_path, "experiment_name=tr")])
-    _run(
-        [
-            sys.executable,
-            TRAIN,
-            "-m",
-            "launcher=local_ddp",
-            "experiment_name=sub",
-            *_overrides(tmp_path),
-        ]
+    run_checked(
+        [*torchrun, "--nproc_per_node=2", TRAIN, *_overrides(tmp_path, "experiment_name=tr")]
     )
-    _run([sys.executable, TRAIN, *_overrides(tmp_path, "experiment_name=tr")])  # 1 process
+    run_checked(
+        train_command(
+            "launcher=local_ddp", "experiment_name=sub", *_overrides(tmp_path), multirun=True
+        )
+    )
+    run_checked(train_command(*_overrides(tmp_path, "experiment_name=tr")))  # 1 process
 
     by_submitit = _folder_of(runs / "sub")
     folders = sorted(p for p in (runs / "tr").iterdir() if (p / "run.json").is_file())
@@ -151,15 +141,13 @@ def test_a_preempted_submitit_job_is_requeued_and_ends_like_an_uninterrupted_run
     )
     reference = fit.run(compose_config(overrides), tmp_path / "reference")
 
-    command = [
-        sys.executable,
-        TRAIN,
-        "-m",
+    command = train_command(
         "launcher=submitit_local",
         "hydra.launcher.gpus_per_node=0",
         "experiment_name=pre",
         *overrides,
-    ]
+        multirun=True,
+    )
     job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     runs = tmp_path / "runs" / "pre"
     deadline = time.monotonic() + 240
@@ -182,3 +170,77 @@ def test_a_preempted_submitit_job_is_requeued_and_ends_like_an_uninterrupted_run
     assert _epochs(folder) == [1, 2, 3, 4, 5, 6]
     assert {k: final[k] for k in SCORES} == {k: reference[k] for k in SCORES}
     assert json.loads((folder / "run.json").read_text()).get("resumed")  # it was requeued
+
+
+def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+    from omegaconf import OmegaConf
+
+    from topk_repro.data.arrays import ArrayDataset
+    from topk_repro.engine.loaders import build_loader
+    from topk_repro.engine.loop import evaluate
+    from topk_repro.models import build_model
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    torch.manual_seed(0)
+    model = build_model(OmegaConf.create({"name": "cifar_small", "width": 8}), 100)
+    images = np.random.default_rng(0).integers(0, 256, (203, 32, 32, 3), dtype=np.uint8)
+    labels = np.random.default_rng(1).integers(0, 100, 203)
+    dataset = ArrayDataset(images, labels, train=False)
+    loader = build_loader(
+        dataset,
+        train=False,
+        batch_size=32,
+        loader="standard",
+        num_workers=0,
+        device=torch.device("cpu"),
+        seed=0,
+        rank=rank,
+        world_size=world_size,
+    )
+    result = evaluate(
+        model,
+        loader,
+        torch.nn.CrossEntropyLoss(),
+        prefix="val",
+        batches=BatchSettings(torch.device("cpu")),
+    )
+    Path(out_dir, f"rank{rank}-of-{world_size}.json").write_text(json.dumps(result))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_gloo_reduced_metrics_equal_single_process(tmp_path):
+    for world_size in (1, 2):
+        init_file = tmp_path / f"init{world_size}"
+        torch.multiprocessing.spawn(
+            _ddp_worker,
+            args=(world_size, str(init_file), str(tmp_path)),
+            nprocs=world_size,
+            join=True,
+        )
+    single = json.loads((tmp_path / "rank0-of-1.json").read_text())
+    for rank in (0, 1):
+        reduced = json.loads((tmp_path / f"rank{rank}-of-2.json").read_text())
+        assert reduced["val/top1"] == single["val/top1"]  # the same counts, exactly
+        assert reduced["val/top5"] == single["val/top5"]
+        assert reduced["val/loss"] == pytest.approx(single["val/loss"], rel=1e-6)  # float32 sums
+
+
+@pytest.mark.parametrize("equal_counts", [True, False])
+def test_epoch_sampler_length_matches_its_indices_on_every_rank(equal_counts):
+    from topk_repro.engine.loaders import EpochSampler
+
+    shares = []
+    for rank in range(3):
+        sampler = EpochSampler(
+            10, shuffle=True, seed=4, rank=rank, world_size=3, equal_counts=equal_counts
+        )
+        sampler.set_epoch(2)
+        shares.append(list(sampler))
+        assert len(sampler) == len(shares[-1])
+    covered = sorted(i for share in shares for i in share)
+    assert len(set(covered)) == len(covered)  # no index served twice
+    assert len(covered) == (9 if equal_counts else 10)  # training drops the tail for DDP

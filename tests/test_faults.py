@@ -1,23 +1,23 @@
-"""Faults a long run meets: signals to the whole process group, damaged checkpoints, torn
-metrics, leftovers of a killed process; and results that must not depend on the launcher or the
-number of DataLoader workers."""
+"""Faults a long run meets: damaged checkpoints, torn metrics, leftovers of a killed process, a
+changed implementation on resume; and results that must not depend on the launcher or the number
+of DataLoader workers. (SIGTERM to the whole process group is in test_training.py.)"""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import compose_config, tiny_overrides
+from helpers import (
+    compose_config,
+    run_checked,
+    script_command,
+    tiny_overrides,
+    train_command,
+)
 from topk_repro.engine import fit
 from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
 SCORES = ("test/top1", "test/top5", "last/test/top1", "last/test/top5", "best_epoch")
 
 
@@ -27,10 +27,12 @@ def epochs_of(folder: Path) -> list[int]:
     ]
 
 
-def finished_then_unfinished(tmp_path, epochs: int = 3) -> tuple[Path, object, dict]:
+def finished_then_unfinished(
+    tmp_path, epochs: int = 3, extra: tuple[str, ...] = ()
+) -> tuple[Path, object, dict]:
     """A finished run whose final.json is then removed, as if it had died after its last epoch."""
     folder = tmp_path / "run"
-    cfg = compose_config(tiny_overrides(tmp_path, f"trainer.epochs={epochs}"))
+    cfg = compose_config(tiny_overrides(tmp_path, f"trainer.epochs={epochs}", *extra))
     final = fit.run(cfg, folder)
     (folder / "final.json").unlink()
     return folder, cfg, final
@@ -105,39 +107,9 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
     assert {k: finals[0][k] for k in SCORES} == {k: finals[1][k] for k in SCORES}
 
 
-def train_command(tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "src" / "train.py"), *tiny_overrides(tmp_path, *extra)]
-
-
-@pytest.mark.slow
-def test_sigterm_to_the_process_group_with_workers_ends_interrupted(tmp_path):
-    folder = tmp_path / "run"
-    command = train_command(
-        tmp_path,
-        f"paths.run_dir={folder}",
-        "trainer.epochs=50",
-        "dataset.loader=standard",
-        "dataset.num_workers=2",
-    )
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        metrics = folder / "metrics.jsonl"
-        if metrics.is_file() and metrics.read_text().strip():
-            os.killpg(process.pid, signal.SIGTERM)  # what SLURM does: workers included
-            break
-        time.sleep(0.05)
-    _, stderr = process.communicate(timeout=120)
-    final = json.loads((folder / "final.json").read_text())
-    assert final["status"] == "interrupted", stderr.decode()[-2000:]
-    assert process.returncode == 143
-
-
 @pytest.mark.slow
 def test_joblib_sweep_with_dataloader_workers(tmp_path):
-    command = train_command(
+    overrides = tiny_overrides(
         tmp_path,
         "trainer.epochs=1",
         "dataset.loader=standard",
@@ -145,8 +117,7 @@ def test_joblib_sweep_with_dataloader_workers(tmp_path):
         "launcher=joblib",
         "seed=0,1",
     )
-    command.insert(2, "-m")
-    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    run_checked(train_command(*overrides, multirun=True))
     finals = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("final.json")]
     assert len(finals) == 2 and all(f["status"] == "finished" for f in finals)
 
@@ -188,17 +159,10 @@ def test_the_cost_estimate_skips_a_torn_metrics_line_naming_the_file(tmp_path):
     folder.mkdir(parents=True)
     metrics = folder / "metrics.jsonl"
     metrics.write_text('{"epoch": 1, "epoch_time_s": 120.0}\n{"epoch": 2, "epoch_ti')
-    command = [
-        sys.executable,
-        str(ROOT / "scripts" / "estimate_cost.py"),
-        "--runs",
-        "2",
-        "--epochs",
-        "30",
-        "--from-runs",
-        str(folder.parent),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    result = run_checked(
+        script_command(
+            "estimate_cost.py", "--runs", "2", "--epochs", "30", "--from-runs", str(folder.parent)
+        )
+    )
     assert "2.00 min = 2.0 GPU-hours" in result.stdout
     assert f"dropping the torn last line of {metrics}" in result.stderr

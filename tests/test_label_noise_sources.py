@@ -5,23 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cifar_config
+from helpers import cifar_config, human_labels, write_cifar100n
 from topk_repro.data import build_data
 from topk_repro.data.cifar_format import file_md5, read_split
 from topk_repro.data.label_noise import apply_label_noise, check_noise
-
-
-def write_cifar100n(path, clean: np.ndarray, noisy: np.ndarray, **extra) -> None:
-    """A file in CIFAR-100N's format: torch.save of a dict of label arrays."""
-    torch.save({"clean_label": clean, "noisy_label": noisy, **extra}, path)
-
-
-def human_labels(clean: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    noisy = clean.copy()
-    changed = rng.random(len(clean)) < rate
-    noisy[changed] = (clean[changed] + rng.integers(1, 100, changed.sum())) % 100
-    return noisy
 
 
 def test_cifar100n_labels_flow_to_the_run_with_their_rate_and_md5(cifar_root, tmp_path):

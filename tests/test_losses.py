@@ -180,10 +180,10 @@ def test_half_precision_input_is_computed_in_float32(values):
 
 
 def test_every_registered_loss_has_a_config():
-    from pathlib import Path
-
     import yaml
 
-    folder = Path(__file__).resolve().parents[1] / "configs" / "loss"
+    from helpers import CONFIGS
+
+    folder = CONFIGS / "loss"
     names = {yaml.safe_load(p.read_text()).get("name") for p in folder.glob("*.yaml")}
     assert set(LOSSES) <= names | {None}

@@ -4,7 +4,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,43 +11,35 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import tiny_overrides
+from helpers import (
+    ROOT,
+    run_checked,
+    run_script_here,
+    tiny_overrides,
+    tiny_sweep_overrides,
+    train_command,
+)
 from topk_repro.results.claims import check_claims
 from topk_repro.results.collect import collect_runs, collect_wandb
 from topk_repro.results.layout import attach_paper, paired_differences, pivot_text, summarise
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_script(name: str, *arguments: str) -> str:
-    """Run scripts/<name> with the arguments; its standard output."""
-    command = [sys.executable, str(ROOT / "scripts" / name), *arguments]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
 
 def train_multirun(*overrides: str) -> str:
     """Run `src/train.py -m` (a Hydra multirun) with the overrides; its standard output."""
-    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides]
-    return subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return run_checked(train_command(*overrides, multirun=True)).stdout
 
 
 def make_tables(runs_dir: Path, out_dir: Path, paper_dir: Path | None = None) -> str:
     paper = ["--paper-dir", str(paper_dir)] if paper_dir is not None else []
-    return run_script(
+    return run_script_here(
         "make_tables.py", "--runs-dir", str(runs_dir), "--out-dir", str(out_dir), *paper
     )
 
 
 @pytest.mark.slow
-def test_tiny_sweep_then_tables_then_rerun_skips_finished(tmp_path):
-    sweep = [
-        "loss=ce,smooth_topk_svm",
-        "dataset.noise.p=0.0,0.4",
-        "experiment_name=mini",
-        *tiny_overrides(tmp_path, "trainer.epochs=1"),
-    ]
-    train_multirun(*sweep)
-    runs_dir = tmp_path / "runs"
+@pytest.mark.xdist_group("tiny_sweep")
+def test_tiny_sweep_then_tables_then_rerun_skips_finished(tiny_sweep, tmp_path):
+    runs_dir = tiny_sweep / "runs"
     folders = sorted(p.name for p in (runs_dir / "mini").iterdir() if p.is_dir())
     # <readable name>-<digest of the run's identity>
     assert [re.sub(r"-[0-9a-f]{10}$", "", name) for name in folders] == [
@@ -71,7 +62,7 @@ def test_tiny_sweep_then_tables_then_rerun_skips_finished(tmp_path):
         assert (out / f"mini.{suffix}").stat().st_size > 0
 
     metrics_before = [(runs_dir / "mini" / f / "metrics.jsonl").read_text() for f in folders]
-    assert train_multirun(*sweep).count("already finished") == 4
+    assert train_multirun(*tiny_sweep_overrides(tiny_sweep)).count("already finished") == 4
     assert metrics_before == [
         (runs_dir / "mini" / f / "metrics.jsonl").read_text() for f in folders
     ]
@@ -222,7 +213,7 @@ def test_wandb_source_gives_the_same_rows():
 
 
 def test_plan_prints_the_presets_grid_and_its_cost():
-    out = run_script(
+    out = run_script_here(
         "plan_sweep.py",
         "experiment=cifar100_noise",
         "seed=0,1",
@@ -237,12 +228,14 @@ def test_plan_prints_the_presets_grid_and_its_cost():
 
 
 def test_plan_does_not_guess_an_unmeasured_cost():
-    out = run_script("plan_sweep.py", "experiment=imagenet_subsets", "paths.runs_dir=/nonexistent")
+    out = run_script_here(
+        "plan_sweep.py", "experiment=imagenet_subsets", "paths.runs_dir=/nonexistent"
+    )
     assert "imagenet_subsets: 10 runs x 120 epochs; GPU-hours unknown" in out
 
 
 def test_a_command_line_sweep_replaces_the_presets_for_that_key():
-    out = run_script(
+    out = run_script_here(
         "plan_sweep.py", "experiment=cifar100_tau", "loss.tau=0.5,5", "paths.runs_dir=/nonexistent"
     )
     assert "cifar100_tau: 2 runs x 300 epochs" in out
@@ -275,7 +268,7 @@ def test_a_dry_run_of_a_make_target_touches_no_file(tmp_path):
 def test_estimate_cost_measures_the_epoch_time_from_run_folders(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.jsonl").write_text('{"epoch_time_s": 30}\n{"epoch_time_s": 90}\n')
-    out = run_script(
+    out = run_script_here(
         "estimate_cost.py", "--runs", "12", "--epochs", "300", "--from-runs", str(tmp_path)
     )
     assert "12 runs x 300 epochs x 1.00 min = 60.0 GPU-hours" in out
@@ -356,7 +349,7 @@ def test_paired_differences_and_their_intervals_on_hand_made_runs(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_loss_comparison_builds_its_table_plot_and_claims(tmp_path):
-    losses = run_script(
+    losses = run_script_here(
         "plan_sweep.py", "experiment=compare_losses_demo", "paths.runs_dir=/nonexistent"
     )
     assert "compare_losses_demo: 54 runs x 4 epochs" in losses  # 9 losses x 2 p x 3 seeds

@@ -1,19 +1,13 @@
 """The tau search preset (hparams_search=tau): Optuna trials on the CPU, the metric the training
 function returns, and the search's table."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from helpers import compose_config, tiny_overrides
+from helpers import compose_config, run_checked, script_command, tiny_overrides, train_command
 from topk_repro.cli import optimized_value
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_preset_searches_tau_on_a_log_scale_maximising_validation_top5():
@@ -38,23 +32,13 @@ def test_the_training_function_returns_the_validation_metric_never_a_test_one():
 @pytest.mark.slow
 def test_three_trials_on_the_cpu_then_the_search_table(tmp_path):
     overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("dataset=")]
-    command = [
-        sys.executable,
-        str(ROOT / "src" / "train.py"),
-        "hparams_search=tau",
-        "hydra.sweeper.n_trials=3",
-        *overrides,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_checked(train_command("hparams_search=tau", "hydra.sweeper.n_trials=3", *overrides))
     sweep = tmp_path / "runs" / "tau_search"
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = sorted(sweep.glob("*/final.json"))
     assert len(trials) == 3
     out = tmp_path / "tables"
-    tables = [sys.executable, str(ROOT / "scripts" / "make_tables.py"), "--runs-dir", str(sweep)]
-    made = subprocess.run([*tables, "--out-dir", str(out)], capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr[-3000:]
+    run_checked(script_command("make_tables.py", "--runs-dir", str(sweep), "--out-dir", str(out)))
     table = pd.read_csv(out / "tau_search_search.csv")
     assert len(table) == 3 and table["loss.tau"].between(0.01, 10).all()
     assert table["best_val/top5"].is_monotonic_decreasing

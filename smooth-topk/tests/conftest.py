@@ -2,6 +2,10 @@
 (the compiled CPU kernel, the PyTorch paths, the Triton kernels), `compiled_kernel` and
 `triton_kernels` ask for one.
 
+Markers (registered here, so the library's suite runs on its own): `interpreter` is put on
+every test that reaches the Triton kernels in the interpreter, `slow` on compiles and subprocesses,
+and `cuda` tests are skipped without a GPU.  The quick suite is `-m "not slow and not interpreter"`.
+
 Without a GPU the Triton kernels run in Triton's interpreter (on CPU tensors), so that these
 tests check them on every machine.  The switch must be on before Triton is first imported (the
 test modules import it through torch.compile's machinery), hence here; conftest.py at the
@@ -18,7 +22,42 @@ if not torch.cuda.is_available():
 
 from smooth_topk import cpu_kernel, dispatch, triton_kernel  # noqa: E402  (after the switch)
 
+# The kernels are made interpreted or compiled when their module is first imported: import it
+# now, under the switch, so that no test which sets TRITON_INTERPRET=0 decides it for the others.
+triton_kernel.kernels()
+
 HAS_COMPILER = any(shutil.which(name) for name in ("c++", "g++", "clang++"))
+MARKERS = {
+    "slow": "a subprocess, a compile or a long case (deselect with -m 'not slow')",
+    "interpreter": "runs the Triton kernels in Triton's interpreter (slow on the CPU)",
+    "cuda": "needs a CUDA GPU (skipped without one)",
+}
+
+
+def pytest_configure(config):
+    for name, meaning in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
+
+
+def _reaches_the_interpreter(item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    asked = "triton_kernels" in item.fixturenames
+    return (
+        asked
+        or params.get("implementation") == "triton"
+        or params.get("kernel") == "triton_kernels"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    interpreted = not torch.cuda.is_available()
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if interpreted and _reaches_the_interpreter(item):
+            item.add_marker(pytest.mark.interpreter)
+        if not torch.cuda.is_available() and item.get_closest_marker("cuda"):
+            item.add_marker(no_gpu)
 
 
 @pytest.fixture

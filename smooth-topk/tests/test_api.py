@@ -95,10 +95,7 @@ def test_bad_inputs_raise():
         SmoothTopkSVM(k=2, tau=0)
 
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@CUDA
+@pytest.mark.cuda
 @pytest.mark.parametrize("k", [1, 5])
 def test_cuda_matches_cpu(k):
     scores = torch.randn(64, 200, dtype=torch.float64) * 5
@@ -111,7 +108,7 @@ def test_cuda_matches_cpu(k):
     assert torch.isfinite(gpu_scores.grad).all()
 
 
-@CUDA
+@pytest.mark.cuda
 def test_cuda_input_checks_do_not_synchronise():
     from smooth_topk.checks import check_inputs
 
@@ -128,7 +125,7 @@ def test_cuda_input_checks_do_not_synchronise():
     assert batch.labels[3].item() == 0 and bool(batch.ignored[3])
 
 
-@CUDA
+@pytest.mark.cuda
 def test_cuda_bf16_autocast_module():
     layer = torch.nn.Linear(32, 100).cuda()
     criterion = SmoothTopkSVM(k=5, tau=1.0).cuda()

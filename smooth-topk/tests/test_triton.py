@@ -16,8 +16,6 @@ from smooth_topk import SmoothTopkSVM, cpu_kernel, triton_kernel
 from smooth_topk.functional import smooth_topk_svm
 from smooth_topk.pytorch.log_space import smooth_topk_log_space
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
 
 def _loss_and_grad(scores, labels, k, tau, alpha=1.0):
     scores = scores.clone().requires_grad_()
@@ -152,7 +150,7 @@ def _training_step(model, criterion, optimizer, inputs, labels):
     return loss
 
 
-@CUDA
+@pytest.mark.cuda
 def test_cuda_training_step_does_not_synchronise():
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 100))
     model.cuda()
@@ -171,7 +169,7 @@ def test_cuda_training_step_does_not_synchronise():
     assert torch.isfinite(loss).item()
 
 
-@CUDA
+@pytest.mark.cuda
 @pytest.mark.parametrize("k", [5, 20])
 def test_cuda_graph_capture_replays_the_loss_and_gradient(k):
     scores = torch.randn(32, 200, device="cuda", requires_grad=True)
@@ -199,7 +197,7 @@ def test_cuda_graph_capture_replays_the_loss_and_gradient(k):
     torch.testing.assert_close(scores.grad, fresh.grad)
 
 
-@CUDA
+@pytest.mark.cuda
 def test_cuda_reduce_overhead_compile_matches_eager():
     model = torch.nn.Linear(32, 100).cuda()
     criterion = SmoothTopkSVM(k=5, tau=0.1).cuda()
@@ -215,7 +213,7 @@ def test_cuda_reduce_overhead_compile_matches_eager():
     torch.testing.assert_close(value, step())
 
 
-@CUDA
+@pytest.mark.cuda
 @pytest.mark.parametrize("k", [1, 5, 20, 100])
 def test_cuda_matches_the_cpu_for_every_k(k):
     generator = torch.Generator().manual_seed(k)
@@ -232,6 +230,7 @@ def test_cuda_matches_the_cpu_for_every_k(k):
             assert torch.isfinite(loss).all() and grad.dtype == torch.bfloat16
 
 
+@pytest.mark.slow
 def test_kernels_compile_for_nvidia_gpus_without_spilling():
     """The interpreter runs the kernels' Python; this compiles them to GPU code (sm_90, through
     Triton's bundled ptxas, no GPU needed), which the interpreter never does."""

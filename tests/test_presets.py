@@ -1,0 +1,91 @@
+"""The presets: the paper's facts they encode, and every preset file composing and passing the
+config check, so that a broken preset fails in seconds."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from helpers import CONFIGS, compose_config
+from topk_repro.engine.settings import check_config
+
+
+def test_paper_presets_encode_the_paper_facts():
+    for loss in ("ce", "smooth_topk_svm"):
+        cfg = compose_config(["experiment=cifar100_noise", f"loss={loss}"])
+        assert cfg.experiment_name == "cifar100_noise"
+        assert cfg.dataset.name == "cifar100" and cfg.dataset.split_seed == 1234
+        assert cfg.dataset.val_count == 5000 and cfg.dataset.noise.mode == "block"
+        assert cfg.model.name == "densenet" and cfg.model.depth == 40
+        assert cfg.model.growth_rate == 40 and cfg.model.compression == 0.5
+        assert cfg.trainer.epochs == 300 and cfg.trainer.batch_size == 64
+        assert cfg.optim.lr == 0.1 and cfg.optim.weight_decay == 1e-4
+        assert cfg.optim.nesterov and cfg.optim.momentum == 0.9
+        assert list(cfg.optim.milestones) == [151, 226] and cfg.optim.gamma == 0.1
+    svm = compose_config(["experiment=cifar100_noise"]).loss
+    assert (svm.name, svm.k, svm.tau, svm.alpha) == ("smooth_topk_svm", 5, 1.0, 1.0)
+
+    ce = compose_config(["experiment=imagenet_subsets", "loss=ce"])
+    assert ce.model.name == "resnet18" and ce.trainer.epochs == 120
+    assert ce.trainer.batch_size == 256 and list(ce.optim.milestones) == [31, 61, 91]
+    assert ce.optim.lr == 0.1 and ce.optim.weight_decay == 1e-4
+    assert ce.dataset.val_per_class == 50 and ce.dataset.test_crops == 10
+    svm = compose_config(["experiment=imagenet_subsets"])
+    assert svm.optim.lr == 1.0 and svm.optim.weight_decay == 2.5e-5
+    assert (svm.loss.k, svm.loss.tau, svm.loss.alpha) == (5, 0.1, 1.0)
+
+
+@pytest.mark.parametrize("experiment", ["demo", "cifar100_noise", "imagenet_subsets"])
+@pytest.mark.parametrize("loss", ["ce", "smooth_topk_svm", "hard_topk_svm"])
+def test_every_preset_composes(experiment, loss):
+    cfg = compose_config([f"experiment={experiment}", f"loss={loss}", "logger=wandb"])
+    assert cfg.run_name.startswith(cfg.loss.tag)
+
+
+def _preset_files(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
+
+
+def _swept_losses(cfg) -> list[str]:
+    """The losses a preset's sweep runs (hydra.sweeper.params.loss), else its own."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
+    swept = params.get("loss")
+    return [name.strip() for name in str(swept).split(",")] if swept else [cfg.loss.name]
+
+
+PRESETS = [
+    (group, name)
+    for group in ("experiment", "debug", "hparams_search", "launcher")
+    for name in _preset_files(group)
+]
+
+
+@pytest.mark.parametrize(("group", "name"), PRESETS, ids=[f"{g}={n}" for g, n in PRESETS])
+def test_every_preset_file_composes_and_passes_the_config_check(group, name):
+    """Each preset, with each loss its sweep names, as `train.py` would check it."""
+    cfg = compose_config([f"{group}={name}"], return_hydra_config=True)
+    for loss in _swept_losses(cfg):
+        with_loss = compose_config([f"{group}={name}", f"loss={loss}"])
+        checked = check_config(with_loss)
+        assert checked.loss.name == compose_config([f"loss={loss}"]).loss.name
+
+
+def test_every_preset_group_is_covered():
+    """A new preset folder must be added to PRESETS' groups (or be a component group)."""
+    components = {"dataset", "model", "loss", "optim", "trainer", "logger"}
+    groups = {path.name for path in Path(CONFIGS).iterdir() if path.is_dir()}
+    assert groups - components == {"experiment", "debug", "hparams_search", "launcher"}
+
+
+@pytest.mark.parametrize(
+    "launcher,target",
+    [
+        ("basic", "BasicLauncher"),
+        ("joblib", "JoblibLauncher"),
+        ("submitit_local", "LocalLauncher"),
+        ("submitit_slurm", "SlurmLauncher"),
+    ],
+)
+def test_launcher_presets_select_the_hydra_plugin(launcher, target):
+    cfg = compose_config([f"launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
