@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cifar_config, dataset_config, write_cifar_fixture, write_imagefolder_fixture
+from helpers import (
+    cifar_config,
+    compose_config,
+    dataset_config,
+    tiny_overrides,
+    write_cifar_fixture,
+    write_imagefolder_fixture,
+)
 from topk_repro.data import build_data, synthetic
 from topk_repro.data.cifar_format import FOLDER, read_split
 from topk_repro.data.imagenet import scan_folder
+from topk_repro.engine import fit
 
 
 def rewrite(root, name: str, change) -> None:
@@ -125,3 +133,24 @@ def test_too_few_validation_images_name_val_per_class(tmp_path):
     cfg = dataset_config("imagenet", root=str(tmp_path), val_per_class=5, test_crops=1)
     with pytest.raises(ValueError, match=r"fewer than dataset.val_per_class=5"):
         build_data(cfg)
+
+
+def _contents(folder) -> dict:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_the_synthetic_set_is_never_written_over_a_users_cifar_folder(cifar_root, tmp_path):
+    before = _contents(cifar_root / FOLDER)
+    cfg = compose_config(tiny_overrides(tmp_path, "trainer.epochs=0", f"dataset.root={cifar_root}"))
+    with pytest.raises(synthetic.NotGeneratedHere, match=rf"{cifar_root / FOLDER} holds .*meta"):
+        fit.run(cfg, tmp_path / "run")
+    assert _contents(cifar_root / FOLDER) == before
+
+
+def test_the_synthetic_set_is_regenerated_over_its_own_files_only(tmp_path):
+    synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
+    synthetic.ensure_generated(tmp_path, 300, 100, seed=0)  # other parameters: regenerated
+    assert read_split(tmp_path, "train").images.shape[0] == 300
+    (tmp_path / "empty" / FOLDER).mkdir(parents=True)  # an empty folder is filled
+    synthetic.ensure_generated(tmp_path / "empty", 200, 100, seed=0)
+    assert read_split(tmp_path / "empty", "train").images.shape[0] == 200

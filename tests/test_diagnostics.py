@@ -15,7 +15,10 @@ from helpers import (
     run_script_here,
     script_command,
     tiny_overrides,
+    write_cifar_fixture,
 )
+from topk_repro.data.cifar_format import FOLDER
+from topk_repro.data.synthetic import NotGeneratedHere
 from topk_repro.engine import fit
 from topk_repro.engine.diagnostics import MemorisationMeter, TopkDiagnostics, probe_indices
 from topk_repro.evaluation import DataMismatch, evaluate_run, load_run, recorded_metrics
@@ -164,6 +167,16 @@ def test_evaluating_on_other_data_is_refused_naming_what_differs(noisy_tiny_run,
     with pytest.raises(DataMismatch, match="dataset.noise.seed: 0 -> 5"):
         load_run(copy)
     assert load_run(copy, allow_other_data=True).data_differences
+
+
+def test_evaluating_with_a_cifar_folder_as_data_root_leaves_it_untouched(noisy_tiny_run, tmp_path):
+    """A synthetic run evaluated with --data-root pointing at a user's CIFAR folder."""
+    root = tmp_path / "cifar"
+    write_cifar_fixture(root, num_train=200, num_test=100)
+    before = {path.name: path.read_bytes() for path in (root / FOLDER).iterdir()}
+    with pytest.raises(NotGeneratedHere, match="holds files this project did not generate"):
+        load_run(noisy_tiny_run, data_root=str(root))
+    assert {path.name: path.read_bytes() for path in (root / FOLDER).iterdir()} == before
 
 
 def debug_overrides(tmp_path: Path, *extra: str) -> list[str]:

@@ -97,8 +97,30 @@ def generate(
     write_atomically(Path(root) / FOLDER / MARKER, json.dumps(parameters).encode())
 
 
+class NotGeneratedHere(ValueError):
+    """The folder the synthetic set would be written to holds files this generator did not
+    write (a user's CIFAR-100, say): they are never overwritten."""
+
+
+def _refuse_foreign_files(folder: Path) -> None:
+    """Raise NotGeneratedHere when `folder` holds files but no marker of this generator."""
+    if not folder.is_dir() or (folder / MARKER).exists():
+        return
+    found = sorted(path.name for path in folder.iterdir())
+    if found:
+        shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+        raise NotGeneratedHere(
+            f"{folder} holds files this project did not generate ({shown}) and no {MARKER}: "
+            "the synthetic set is written only into an empty folder or over a set it generated "
+            "itself. Point dataset.root (or paths.data_dir) at another folder, or use "
+            "dataset=cifar100 to read these files."
+        )
+
+
 def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> dict:
-    """Generate the set unless an identical one is already there; return its parameters."""
+    """Generate the set unless an identical one is already there; return its parameters.
+    Files in the folder that this generator did not write are never replaced
+    (NotGeneratedHere)."""
     marker = Path(root) / FOLDER / MARKER
     wanted = {
         "seed": seed,
@@ -112,5 +134,6 @@ def ensure_generated(root: Path, num_train: int, num_test: int, seed: int) -> di
     except (OSError, ValueError):
         found = None  # a damaged marker: the files cannot be trusted, generate them again
     if found != wanted:
+        _refuse_foreign_files(marker.parent)
         generate(root, num_train, num_test, seed)
     return wanted
