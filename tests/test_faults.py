@@ -3,6 +3,7 @@ changed implementation on resume; and results that must not depend on the launch
 of DataLoader workers. (SIGTERM to the whole process group is in test_training.py.)"""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,16 @@ import torch
 
 from helpers import (
     compose_config,
+    human_labels,
     run_checked,
     script_command,
     tiny_overrides,
     train_command,
+    write_cifar100n,
 )
+from topk_repro.data.cifar_format import read_split
 from topk_repro.engine import fit
+from topk_repro.engine.record import DataMismatch
 from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
 
 SCORES = ("test/top1", "test/top5", "last/test/top1", "last/test/top5", "best_epoch")
@@ -166,3 +171,38 @@ def test_the_cost_estimate_skips_a_torn_metrics_line_naming_the_file(tmp_path):
     )
     assert "2.00 min = 2.0 GPU-hours" in result.stdout
     assert f"dropping the torn last line of {metrics}" in result.stderr
+
+
+def test_a_resume_on_changed_noise_labels_is_refused_before_training(cifar_root, tmp_path):
+    """The human-noise file replaced at the same path between two segments of a run."""
+    clean = read_split(cifar_root, "train").fine
+    noise_file = tmp_path / "CIFAR-100_human.pt"
+    write_cifar100n(noise_file, clean, human_labels(clean, 0.4, seed=0))
+
+    def config(root: Path):
+        synthetic = ("dataset=", "dataset.synthetic.")
+        overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith(synthetic)]
+        return compose_config(
+            [
+                *overrides,
+                "dataset=cifar100",
+                f"dataset.root={root}",
+                "dataset.val_count=500",
+                "dataset.noise.mode=human",
+                f"dataset.noise.file={noise_file}",
+            ]
+        )
+
+    folder = tmp_path / "run"
+    fit.run(config(cifar_root), folder)
+    (folder / "final.json").unlink()  # as if it had died after its last epoch
+    metrics = (folder / "metrics.jsonl").read_text()
+    write_cifar100n(noise_file, clean, human_labels(clean, 0.4, seed=1))
+    with pytest.raises(DataMismatch, match=r"cannot resume(.|\n)*dataset.noise.human_md5: "):
+        fit.run(config(cifar_root), folder)
+    assert (folder / "metrics.jsonl").read_text() == metrics  # nothing was trained
+
+    moved = tmp_path / "moved"  # the same files elsewhere: contents, not paths, are compared
+    shutil.copytree(cifar_root, moved)
+    write_cifar100n(noise_file, clean, human_labels(clean, 0.4, seed=0))
+    assert fit.run(config(moved), folder)["status"] == "finished"

@@ -20,19 +20,13 @@ from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.engine.device import pick_device
 from topk_repro.engine.fit import build_loss, build_test_loader, test_metrics
-from topk_repro.engine.identity import flatten
 from topk_repro.engine.loop import BatchSettings
+from topk_repro.engine.record import DataMismatch, data_differences
 from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.settings import check_config
 from topk_repro.models import build_model
 
 CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}
-# Where the data lives may change between training and evaluation; what it is may not.
-NOT_DATA_IDENTITY = ("root",)
-
-
-class DataMismatch(ValueError):
-    """The rebuilt data differs from what the run recorded; the message lists the keys."""
 
 
 @dataclass
@@ -54,17 +48,6 @@ class LoadedRun:
         """Raw images of the data set to the model's test input (None where the data set's
         test items are built by its own loader only)."""
         return self.data.test_transform
-
-
-def data_differences(recorded: dict, rebuilt: dict) -> list[str]:
-    """'key: recorded -> rebuilt' for each data-identity value that differs."""
-    old, new = flatten(recorded), flatten(rebuilt)
-    keys = sorted(set(old) | set(new))
-    return [
-        f"dataset.{key}: {old.get(key, '<absent>')} -> {new.get(key, '<absent>')}"
-        for key in keys
-        if key.split(".")[0] not in NOT_DATA_IDENTITY and old.get(key) != new.get(key)
-    ]
 
 
 def load_run(

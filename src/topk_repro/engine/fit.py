@@ -38,7 +38,14 @@ from topk_repro.engine.interrupt import Interrupted, StopFlag
 from topk_repro.engine.loaders import build_loader
 from topk_repro.engine.logger import Logger, build_logger
 from topk_repro.engine.loop import BatchSettings, NonFiniteLoss, evaluate, train_epoch
-from topk_repro.engine.record import add_resume, now, run_record, run_segment
+from topk_repro.engine.record import (
+    DataMismatch,
+    add_resume,
+    data_differences,
+    now,
+    run_record,
+    run_segment,
+)
 from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.schedule import learning_rate
 from topk_repro.engine.settings import check_config, per_process_batch
@@ -153,6 +160,8 @@ def _prepare(
         weight_decay=cfg.optim.weight_decay,
     )
     checkpoint = run_dir.load_last(map_location=device)
+    if checkpoint is not None:
+        _check_resumed_data(run_dir, data)
     if data.check_before_training is not None and cfg.trainer.epochs > 0:
         data.check_before_training(cfg.dataset.num_workers)
     record = None
@@ -214,6 +223,20 @@ def _adopt_later_best(run_dir: RunDir, state: TrainState) -> None:
         return
     if best["best"]["val/top5"] > state.best["val/top5"]:
         state.best = {key: best["best"][key] for key in ("epoch", "val/top1", "val/top5")}
+
+
+def _check_resumed_data(run_dir: RunDir, data: DataBundle) -> None:
+    """A resume trains on the data the run started on, or not at all: the rebuilt data record
+    is compared with run.json's (contents, not paths: a moved folder of the same files
+    resumes)."""
+    recorded = (run_dir.read_json("run.json") or {}).get("dataset")
+    differences = data_differences(recorded, data.record) if recorded is not None else []
+    if differences:
+        raise DataMismatch(
+            f"{run_dir.path} cannot resume: its data is not the data the run started on "
+            f"(run.json -> now):\n  " + "\n  ".join(differences) + "\nRestore that data, or "
+            "train on this data in another folder (paths.run_dir=...)."
+        )
 
 
 def _record(

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from smooth_topk import cpu_kernel
 from smooth_topk.dispatch import implementation_in_use
-from topk_repro.engine.identity import NOT_IDENTITY, identity_digest
+from topk_repro.engine.identity import NOT_IDENTITY, flatten, identity_digest
 
+# Where the data lives may change (a moved folder, evaluation elsewhere); what it is may not.
+NOT_DATA_IDENTITY = ("root",)
 PACKAGES = ("torch", "torchvision", "numpy", "hydra-core", "omegaconf", "wandb", "pandas")
 
 
@@ -105,3 +107,19 @@ def run_record(cfg, identity: dict, data_record: dict, segment: dict) -> dict:
         "dataset": data_record,
         "start_time": segment["start_time"],
     }
+
+
+class DataMismatch(ValueError):
+    """The data rebuilt for a run differs from what its run.json recorded; the message lists
+    the keys."""
+
+
+def data_differences(recorded: dict, rebuilt: dict) -> list[str]:
+    """'dataset.key: recorded -> rebuilt' for each value of the data record that differs (the
+    files' md5s, the noise file's md5, the realised noise, ...), where the data lives aside."""
+    old, new = flatten(recorded), flatten(rebuilt)
+    return [
+        f"dataset.{key}: {old.get(key, '<absent>')} -> {new.get(key, '<absent>')}"
+        for key in sorted(set(old) | set(new))
+        if key.split(".")[0] not in NOT_DATA_IDENTITY and old.get(key) != new.get(key)
+    ]
