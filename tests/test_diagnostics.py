@@ -2,6 +2,7 @@
 share, per-class accuracy, checkpoint evaluation, and their tables and figures."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,23 @@ def test_evaluating_with_a_cifar_folder_as_data_root_leaves_it_untouched(noisy_t
     with pytest.raises(NotGeneratedHere, match="holds files this project did not generate"):
         load_run(noisy_tiny_run, data_root=str(root))
     assert {path.name: path.read_bytes() for path in (root / FOLDER).iterdir()} == before
+
+
+def test_evaluate_compares_the_loss_within_its_stated_tolerance_and_accuracies_exactly(
+    noisy_tiny_run, tmp_path
+):
+    """A loss summed in another order (several processes) differs in its last digits."""
+    copy = tmp_path / "run"
+    shutil.copytree(noisy_tiny_run, copy)
+    final = json.loads((copy / "final.json").read_text())
+    final["test/loss"] *= 1 + 1e-7
+    (copy / "final.json").write_text(json.dumps(final))
+    out = run_script_here("evaluate.py", str(copy))
+    assert "the loss within a relative 1e-05" in out and "DIFFERS" not in out
+    final["test/top1"] += 0.05  # one image in 2,000 more: a different model
+    (copy / "final.json").write_text(json.dumps(final))
+    with pytest.raises(AssertionError, match=r"exited with 3(.|\n)*test/top1 .* DIFFERS"):
+        run_script_here("evaluate.py", str(copy))
 
 
 def debug_overrides(tmp_path: Path, *extra: str) -> list[str]:

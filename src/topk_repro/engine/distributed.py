@@ -11,6 +11,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
+import torch
 import torch.distributed as dist
 
 PORTS = (20000, 60000)  # the rendezvous port of a submitit/srun job is drawn from its job id
@@ -89,3 +90,14 @@ def join_processes(processes: Processes, device_type: str) -> None:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def share_buffers_of_rank_zero(model: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (BatchNorm's running statistics). DDP broadcasts them
+    at the start of each training forward, so after an epoch each rank holds the statistics of
+    its own last batch; evaluating then would measure a model that no checkpoint holds (rank 0
+    saves its own). Parameters need nothing: their gradients are averaged."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)

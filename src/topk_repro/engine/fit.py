@@ -32,6 +32,7 @@ from topk_repro.engine.distributed import (
     barrier,
     join_processes,
     launch_description,
+    share_buffers_of_rank_zero,
 )
 from topk_repro.engine.identity import check_folder_identity, run_identity
 from topk_repro.engine.interrupt import Interrupted, StopFlag
@@ -394,6 +395,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
             progress=training.progress,
         )
         seconds = time.perf_counter() - started
+        share_buffers_of_rank_zero(training.model)  # every rank evaluates the saved model
         row.update(
             evaluate(
                 training.model,
