@@ -96,26 +96,35 @@ def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_d
     print(f"\n{text}{pivot.to_string()}")
     write_differences(runs, experiment, out_dir, header, rows_of_table)
     write_diagnostics(finished, experiment, out_dir, title, rows_of_table)
-    write_search(finished, experiment, out_dir)
+    write_search(runs, experiment, out_dir)
 
 
-def write_search(finished: pd.DataFrame, experiment: str, out_dir: Path) -> None:
-    """<experiment>_search.{csv,md}: a search's trials, best first by the metric it maximised
-    (a validation metric; the test columns are reported, never used to choose)."""
-    if "study.optimized_metric" not in finished.columns:
+def write_search(runs: pd.DataFrame, experiment: str, out_dir: Path) -> None:
+    """<experiment>_search.{csv,md}: a search's trials, the finished ones best first by the
+    metric it maximised (a validation metric; the test columns are reported, never used to
+    choose), then the others (a diverged trial is a normal outcome of a search) with their
+    status."""
+    trials = runs[runs["experiment_name"] == experiment]
+    if "study.optimized_metric" not in trials.columns:
         return
-    metric = finished["study.optimized_metric"].dropna()
+    metric = trials["study.optimized_metric"].dropna()
     if metric.empty:
         return
     metric = str(metric.iloc[0])
-    searched = [c for c in ("loss.tau", "loss.alpha", "optim.lr") if c in finished.columns]
-    searched = [c for c in searched if finished[c].nunique() > 1] or searched[:1]
-    columns = [*searched, "seed", metric, "test/top1", "test/top5", "run_dir"]
-    trials = finished.sort_values(metric, ascending=False)[columns]
+    searched = [c for c in ("loss.tau", "loss.alpha", "optim.lr") if c in trials.columns]
+    searched = [c for c in searched if trials[c].nunique() > 1] or searched[:1]
+    columns = [*searched, "seed", "status", metric, "test/top1", "test/top5", "run_dir"]
+    finished = trials["status"].eq("finished").rename("finished")
+    trials = (
+        trials.assign(finished=finished)
+        .sort_values(["finished", metric], ascending=False)
+        .reindex(columns=columns)
+    )
     trials.to_csv(out_dir / f"{experiment}_search.csv", index=False)
+    unfinished = int((~finished).sum())
     text = (
-        f"# {experiment}: the search's {len(trials)} trials, best first by {metric} "
-        "(chosen on validation; test shown, not used to choose)\n\n"
+        f"# {experiment}: the search's {len(trials)} trials ({unfinished} not finished), "
+        f"best first by {metric} (chosen on validation; test shown, not used to choose)\n\n"
     )
     shown = trials.drop(columns="run_dir").set_index(searched[0]).round(4)
     (out_dir / f"{experiment}_search.md").write_text(text + markdown(shown) + "\n")

@@ -33,10 +33,11 @@ def test_misspelt_key_fails_naming_it(tmp_path):
         ("trainer.progress=maybe", "trainer.progress must be auto, true or false"),
         ("seed=1.5", "seed: Value .1.5. of type .float. could not be converted"),
         ("+loss.kk=3", "loss.kk: Key 'kk' not in 'SmoothSettings'"),
+        ("logger=wandb logger.mode=foo", "logger.mode must be one of online, offline, disabled"),
     ],
 )
 def test_wrong_values_fail_before_any_work(tmp_path, override, message):
-    cfg = compose_config(tiny_overrides(tmp_path, "loss=smooth_topk_svm", override))
+    cfg = compose_config(tiny_overrides(tmp_path, "loss=smooth_topk_svm", *override.split()))
     with pytest.raises(ValueError, match=message):
         fit.run(cfg, tmp_path / "run")
     assert not (tmp_path / "data").exists()  # nothing was generated or written

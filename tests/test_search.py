@@ -1,13 +1,15 @@
 """The tau search preset (hparams_search=tau): Optuna trials on the CPU, the metric the training
 function returns, and the search's table."""
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
 from helpers import compose_config, run_checked, script_command, tiny_overrides, train_command
-from topk_repro.cli import optimized_value
+from topk_repro.cli import check_optimized_metric, optimized_value
 
 
 def test_the_preset_searches_tau_on_a_log_scale_maximising_validation_top5():
@@ -29,17 +31,31 @@ def test_the_training_function_returns_the_validation_metric_never_a_test_one():
         optimized_value(OmegaConf.create({"study": {"optimized_metric": "best_val/top1"}}), final)
 
 
+def test_a_metric_a_search_cannot_use_stops_it_before_the_first_trial_trains():
+    check_optimized_metric(OmegaConf.create({"study": {"optimized_metric": "best_val/top5"}}))
+    for metric in ("test/top5", "last/test/top1", "best_val/top3", "val/top5"):
+        search = OmegaConf.create({"study": {"optimized_metric": metric}})
+        with pytest.raises(SystemExit, match=f"study.optimized_metric={metric}: a search"):
+            check_optimized_metric(search)
+
+
 @pytest.mark.slow
-def test_three_trials_on_the_cpu_then_the_search_table(tmp_path):
-    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("dataset=")]
-    run_checked(train_command("hparams_search=tau", "hydra.sweeper.n_trials=3", *overrides))
+def test_three_trials_one_diverging_then_the_search_table(tmp_path):
+    """A trial whose loss diverges (lr 1e9, drawn by the seeded sampler for the third trial) is
+    recorded as failed; the search goes on and its table lists it."""
+    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith(("dataset=", "optim.lr="))]
+    search = ("hparams_search=tau", "hydra.sweeper.n_trials=3", "optim.lr=choice(0.05,1e9)")
+    run_checked(train_command(*search, *overrides))
     sweep = tmp_path / "runs" / "tau_search"
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    trials = sorted(sweep.glob("*/final.json"))
-    assert len(trials) == 3
+    finals = [json.loads(path.read_text()) for path in sorted(sweep.glob("*/final.json"))]
+    assert sorted(final["status"] for final in finals) == ["failed", "finished", "finished"]
     out = tmp_path / "tables"
     run_checked(script_command("make_tables.py", "--runs-dir", str(sweep), "--out-dir", str(out)))
     table = pd.read_csv(out / "tau_search_search.csv")
     assert len(table) == 3 and table["loss.tau"].between(0.01, 10).all()
-    assert table["best_val/top5"].is_monotonic_decreasing
+    assert list(table["status"]) == ["finished", "finished", "failed"]
+    finished = table[table["status"] == "finished"]
+    assert finished["best_val/top5"].is_monotonic_decreasing
     assert results["best_value"] == pytest.approx(table["best_val/top5"].iloc[0])
+    assert "(1 not finished)" in (out / "tau_search_search.md").read_text()

@@ -18,12 +18,16 @@ from topk_repro.engine.interrupt import Interrupted
 from topk_repro.engine.loop import NonFiniteLoss
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SEARCHABLE_METRICS = ("best_val/top1", "best_val/top5")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
 def _train(cfg: DictConfig) -> float | None:
     """Train one run; returns `study.optimized_metric` of its final.json when a search preset
     names one (a sweeper maximises it), else None."""
+    searching = OmegaConf.select(cfg, "study.optimized_metric", default=None) is not None
+    if searching:
+        check_optimized_metric(cfg)
     hydra_cfg = HydraConfig.get()
     job_number = hydra_cfg.job.num if hydra_cfg.mode.name == "MULTIRUN" else None
     folder = Path(hydra_cfg.runtime.output_dir)
@@ -34,8 +38,21 @@ def _train(cfg: DictConfig) -> float | None:
         except Interrupted as stopped:  # final.json says so; the engine printed how to resume
             raise SystemExit(exit_code_of(stopped)) from None
         except NonFiniteLoss:  # final.json names the epoch and step
+            if searching:  # a diverged trial: the sweeper records it as failed and goes on
+                raise
             raise SystemExit(1) from None
     return optimized_value(cfg, final)
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    """Stop the whole search, before its first trial trains, when `study.optimized_metric` is
+    not a validation metric of final.json (a failed trial would not stop it)."""
+    metric = cfg.study.optimized_metric
+    if metric not in SEARCHABLE_METRICS:
+        raise SystemExit(
+            f"study.optimized_metric={metric}: a search maximises one of "
+            f"{', '.join(SEARCHABLE_METRICS)} (validation metrics of final.json; never a test one)"
+        )
 
 
 def optimized_value(cfg: DictConfig, final: dict | None) -> float | None:

@@ -50,6 +50,9 @@ class OptimSettings:
     gamma: float
 
 
+LOGGER_MODES = ("online", "offline", "disabled")  # W&B's modes
+
+
 @dataclass
 class LoggerSettings:
     """`logger=none` and `logger=wandb` (the keys `none` does not set take these defaults)."""
@@ -188,6 +191,10 @@ def check_config(cfg: DictConfig) -> DictConfig:
     _at_least("dataset.num_workers", dataset.num_workers, 0)
     _at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
     _at_least("diagnostics.topk_max", cfg.diagnostics.topk_max, 5)
+    if cfg.logger.mode not in LOGGER_MODES:
+        raise ValueError(
+            f"logger.mode must be one of {', '.join(LOGGER_MODES)}, got {cfg.logger.mode!r}"
+        )
     if dataset.loader not in ("standard", "device"):
         raise ValueError(f"dataset.loader must be 'standard' or 'device', got {dataset.loader!r}")
     if "noise" in dataset:
