@@ -6,9 +6,10 @@
 The model is rebuilt from the run folder's config.yaml and the data from the same settings;
 the data must match the identity run.json recorded (else the differences are listed and
 nothing is computed, unless --allow-other-data).  Prints each metric beside final.json's value.
-Exit code 0, or 3 when a recomputed metric differs from the recorded one: counts and
-accuracies must be equal, other floats (the loss) within a relative RELATIVE_TOLERANCE, since a
-run of several processes summed them in another order.
+Exit code 0; 2 when a file of the run folder is damaged or foreign, or the data differs (the
+message names the file or the keys); 3 when a recomputed metric differs from the recorded one:
+counts and accuracies must be equal, other floats (the loss) within a relative
+RELATIVE_TOLERANCE, since a run of several processes summed them in another order.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import math
 import sys
 from pathlib import Path
 
+from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
 from topk_repro.evaluation import CHECKPOINTS, evaluate_run, load_run, recorded_metrics
 
 RELATIVE_TOLERANCE = 1e-5  # for the loss; accuracies come from counts and must be equal
@@ -47,14 +49,23 @@ def main() -> int:
     parser.add_argument("--allow-other-data", action="store_true")
     parser.add_argument("--out", type=Path, help="write the recomputed metrics as JSON")
     args = parser.parse_args()
+    if args.out is not None and not args.out.parent.is_dir():
+        parser.error(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    try:
+        return evaluate(args)
+    except (ValueError, OSError, DamagedCheckpoint) as error:  # each names the file or key
+        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        return 2
+
+
+def evaluate(args: argparse.Namespace) -> int:
     run = load_run(
         args.run_dir, args.checkpoint, args.device, args.data_root, args.allow_other_data
     )
     for difference in run.data_differences:
         print(f"WARNING data differs from the run's record: {difference}", file=sys.stderr)
     metrics = evaluate_run(run)
-    final_path = args.run_dir / "final.json"
-    final = json.loads(final_path.read_text()) if final_path.is_file() else {}
+    final = RunDir(args.run_dir, writer=False).read_json("final.json") or {}
     recorded = recorded_metrics(final, args.checkpoint)
     print(f"{args.run_dir} ({args.checkpoint} checkpoint, epoch {run.epoch})")
     print(f"  (accuracies compared exactly, the loss within a relative {RELATIVE_TOLERANCE:g})")

@@ -136,24 +136,38 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
-def run_script_here(name: str, *arguments: str) -> str:
-    """Run scripts/<name> in this process as `python scripts/<name> <arguments>` from the
-    checkout root runs it (without starting an interpreter and importing torch and pandas
-    again): its standard output. A non-zero exit fails the test with that output."""
+def _script_here(name: str, arguments: tuple[str, ...]) -> tuple[int, str, str]:
+    """scripts/<name> run in this process, as from the checkout root: (exit code, standard
+    output, standard error)."""
     path = ROOT / "scripts" / name
-    output, argv, cwd, code = io.StringIO(), sys.argv, Path.cwd(), 0
+    out, err, argv, cwd, code = io.StringIO(), io.StringIO(), sys.argv, Path.cwd(), 0
     sys.argv = [str(path), *arguments]
     os.chdir(ROOT)
     try:
-        with contextlib.redirect_stdout(output):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             runpy.run_path(str(path), run_name="__main__")
     except SystemExit as stop:
-        code = stop.code
+        code = stop.code if isinstance(stop.code, int) else 1
     finally:
         sys.argv = argv
         os.chdir(cwd)
-    assert code in (0, None), f"{name} exited with {code}:\n{output.getvalue()[-3000:]}"
-    return output.getvalue()
+    return code or 0, out.getvalue(), err.getvalue()
+
+
+def run_script_here(name: str, *arguments: str) -> str:
+    """Run scripts/<name> in this process as `python scripts/<name> <arguments>` from the
+    checkout root runs it (without starting an interpreter and importing torch and pandas
+    again): its standard output. A non-zero exit fails the test with both outputs."""
+    code, out, err = _script_here(name, arguments)
+    assert code == 0, f"{name} exited with {code}:\n{out[-3000:]}\n{err[-3000:]}"
+    return out
+
+
+def script_failure_here(name: str, *arguments: str) -> tuple[int, str]:
+    """scripts/<name> run in this process as `run_script_here` runs it: its exit code and
+    standard error, for a run that is meant to fail."""
+    code, _, err = _script_here(name, arguments)
+    return code, err
 
 
 def tiny_sweep_overrides(tmp_path: Path) -> list[str]:

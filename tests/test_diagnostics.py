@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 
 from helpers import (
     compose_config,
     run_checked,
     run_script_here,
     script_command,
+    script_failure_here,
     tiny_overrides,
     write_cifar_fixture,
 )
@@ -23,6 +25,7 @@ from topk_repro.data.synthetic import NotGeneratedHere
 from topk_repro.engine import fit
 from topk_repro.engine.diagnostics import MemorisationMeter, TopkDiagnostics, probe_indices
 from topk_repro.evaluation import DataMismatch, evaluate_run, load_run, recorded_metrics
+from topk_repro.models import build_model
 
 
 def scores_ranking(rankings: list[list[int]], classes: int = 10) -> torch.Tensor:
@@ -193,8 +196,67 @@ def test_evaluate_compares_the_loss_within_its_stated_tolerance_and_accuracies_e
     assert "the loss within a relative 1e-05" in out and "DIFFERS" not in out
     final["test/top1"] += 0.05  # one image in 2,000 more: a different model
     (copy / "final.json").write_text(json.dumps(final))
-    with pytest.raises(AssertionError, match=r"exited with 3(.|\n)*test/top1 .* DIFFERS"):
-        run_script_here("evaluate.py", str(copy))
+    code, _ = script_failure_here("evaluate.py", str(copy))
+    assert code == 3
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _bare_state_dict(path: Path) -> None:
+    torch.save(torch.load(path, weights_only=True)["model"], path)
+
+
+def _other_width(path: Path) -> None:
+    state = torch.load(path, weights_only=True)
+    state["model"] = build_model(OmegaConf.create({"name": "cifar_small", "width": 16}), 100)
+    state["model"] = state["model"].state_dict()
+    torch.save(state, path)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+DAMAGES = {
+    "truncated best.pt": ("best.pt", _truncate, "best.pt cannot be read"),
+    "empty best.pt": ("best.pt", lambda path: path.write_bytes(b""), "best.pt cannot be read"),
+    "bare state dict": ("best.pt", _bare_state_dict, "best.pt is not a checkpoint of this"),
+    "other model width": ("best.pt", _other_width, "best.pt does not fit the model that"),
+    "code in best.pt": (
+        "best.pt",
+        lambda path: torch.save({"model": _RunsCode(), "epoch": 1}, path),
+        "best.pt cannot be read",
+    ),
+    "torn final.json": ("final.json", _truncate, "final.json is not valid JSON"),
+    "torn config.yaml": (
+        "config.yaml",
+        lambda path: path.write_text("dataset: {name: [unclosed\n"),
+        "config.yaml cannot be read",
+    ),
+    "no run.json": ("run.json", Path.unlink, "run.json does not exist: the data cannot be"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_evaluate_names_a_damaged_or_foreign_file_of_the_run_folder(
+    noisy_tiny_run, tmp_path, damage
+):
+    name, spoil, message = DAMAGES[damage]
+    copy = tmp_path / "run"
+    shutil.copytree(noisy_tiny_run, copy)
+    spoil(copy / name)
+    code, err = script_failure_here("evaluate.py", str(copy))
+    assert code == 2 and f"evaluate.py: error: {copy / name}" in err and message in err, err
+    assert "Traceback" not in err
+
+
+def test_evaluate_refuses_an_out_file_in_a_missing_folder_before_any_work(noisy_tiny_run):
+    missing = noisy_tiny_run / "no-such-folder" / "metrics.json"
+    code, err = script_failure_here("evaluate.py", str(noisy_tiny_run), "--out", str(missing))
+    assert code == 2 and f"the folder {missing.parent} does not exist" in err
 
 
 def debug_overrides(tmp_path: Path, *extra: str) -> list[str]:

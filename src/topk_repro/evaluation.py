@@ -22,7 +22,7 @@ from topk_repro.engine.device import pick_device
 from topk_repro.engine.fit import build_loss, build_test_loader, test_metrics
 from topk_repro.engine.loop import BatchSettings
 from topk_repro.engine.record import DataMismatch, data_differences
-from topk_repro.engine.run_dir import RunDir
+from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
 from topk_repro.engine.settings import check_config
 from topk_repro.models import build_model
 
@@ -66,7 +66,13 @@ def load_run(
     config_path = folder.path / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} does not exist: not a run folder")
-    cfg = OmegaConf.load(config_path)
+    try:
+        cfg = OmegaConf.load(config_path)
+    except Exception as error:  # yaml's and OmegaConf's errors alike
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"{config_path} cannot be read ({type(error).__name__}: {first})"
+        ) from None
     if data_root is not None:
         cfg.dataset.root = data_root
     cfg = check_config(cfg)
@@ -74,7 +80,13 @@ def load_run(
     if state is None:
         raise FileNotFoundError(f"{folder.path / CHECKPOINTS[checkpoint]} does not exist")
     data = build_data(cfg.dataset)
-    recorded = (folder.read_json("run.json") or {}).get("dataset", {})
+    record = folder.read_json("run.json")
+    if record is None and not allow_other_data:
+        raise FileNotFoundError(
+            f"{folder.path / 'run.json'} does not exist: the data cannot be checked against the "
+            "run's record (allow_other_data / --allow-other-data evaluates anyway)"
+        )
+    recorded = (record or {}).get("dataset", {})
     differences = data_differences(recorded, data.record)
     if differences and not allow_other_data:
         raise DataMismatch(
@@ -83,7 +95,14 @@ def load_run(
         )
     target = pick_device(device, local_rank=0)
     model = build_model(cfg.model, data.num_classes)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise DamagedCheckpoint(
+            f"{folder.path / CHECKPOINTS[checkpoint]} does not fit the model that "
+            f"{config_path} describes ({cfg.model.name}): {first}"
+        ) from None
     model.to(target).eval()
     criterion, crop_transform = build_loss(cfg, data)
     return LoadedRun(

@@ -94,10 +94,21 @@ class RunDir:
         self._atomic(name, lambda stream: torch.save(state, stream))
 
     def load_checkpoint(self, name: str, map_location="cpu") -> dict | None:
+        """The checkpoint `name` of this folder, None when it does not exist; DamagedCheckpoint,
+        naming the file, when it cannot be read or is not one this project wrote."""
         path = self.path / name
         if not path.is_file():
             return None
-        return torch.load(path, map_location=map_location, weights_only=True)
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as error:  # torch raises many kinds for a damaged file
+            raise DamagedCheckpoint(f"{path} cannot be read ({_describe(error)})") from None
+        if not isinstance(state, dict) or not {"model", "epoch"} <= set(state):
+            raise DamagedCheckpoint(
+                f"{path} is not a checkpoint of this project: it holds no 'model' and 'epoch' "
+                "(a bare state dict?)"
+            )
+        return state
 
     def save_last(self, state: dict) -> None:
         """Write last.pt; the last.pt it replaces becomes previous.pt."""
