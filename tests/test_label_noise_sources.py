@@ -61,6 +61,8 @@ def test_cifar100n_file_missing_a_key_or_not_a_dict_or_absent(cifar_root, tmp_pa
     missing = tmp_path / "absent.pt"
     with pytest.raises(FileNotFoundError, match="absent.pt does not exist"):
         build_data(cifar_config(cifar_root, **{"noise.mode": "human", "noise.file": str(missing)}))
+    with pytest.raises(IsADirectoryError, match=f"noise.file={tmp_path} is a folder"):
+        build_data(cifar_config(cifar_root, **{"noise.mode": "human", "noise.file": str(tmp_path)}))
 
 
 def test_human_mode_needs_a_file_and_other_modes_refuse_one():

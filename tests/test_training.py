@@ -10,12 +10,14 @@ import time
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from helpers import compose_config, run_checked, tiny_overrides, train_command
 from smooth_topk import cpu_kernel
 from topk_repro.engine import fit
 from topk_repro.engine.loop import NonFiniteLoss
 from topk_repro.engine.schedule import learning_rate
+from topk_repro.evaluation import load_run
 
 METRIC_KEYS = {
     "epoch",
@@ -191,3 +193,19 @@ def test_sigterm_to_the_process_group_then_a_resume_ends_like_an_uninterrupted_r
     log = (resumed / "train.log").read_text()  # the console output of both segments
     assert "epoch 1/4" in log and "interrupted by SIGTERM" in log
     assert "resuming from epoch" in log and "finished: best epoch" in log
+
+
+def test_the_run_folder_records_where_the_data_is_from_any_directory(tmp_path, monkeypatch):
+    """paths.data_dir is relative by default; config.yaml holds the data's absolute place, so an
+    evaluation started elsewhere reads the same data instead of generating a copy there."""
+    monkeypatch.chdir(tmp_path)
+    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("paths.data_dir=")]
+    cfg = compose_config([*overrides, "paths.data_dir=data", "trainer.epochs=1"])
+    fit.run(cfg, tmp_path / "run")
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert recorded["dataset"]["root"] == str(tmp_path / "data" / "synthetic")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_run(tmp_path / "run").data_differences == []
+    assert not (elsewhere / "data").exists()

@@ -40,6 +40,10 @@ def read_human_labels(path: str | Path, official_fine: np.ndarray, num_classes: 
     """The human noisy labels of the official training images, checked against them, with
     what run.json records: {"labels", "md5", "file", "realised_fraction"}."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"dataset.noise.file={path} is a folder: give the path of CIFAR-100_human.pt in it"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"dataset.noise.file={path} does not exist: download CIFAR-100_human.pt from "

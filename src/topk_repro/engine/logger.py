@@ -1,5 +1,8 @@
 """Weights & Biases mirror of the run folder (`logger=wandb`); a no-op for `logger=none`."""
 
+import contextlib
+import io
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -44,7 +47,7 @@ class WandbLogger:
         import wandb
 
         self.run_dir = Path(run_dir)
-        quiet = cfg.logger.quiet
+        self.quiet = quiet = cfg.logger.quiet
         self.run = wandb.init(
             project=cfg.logger.project,
             entity=cfg.logger.entity,
@@ -78,9 +81,13 @@ class WandbLogger:
 
     def finish(self, exit_code: int = 0) -> None:
         """Attach run.json and final.json to the W&B run (its files), then end it."""
-        for name in ("run.json", "final.json"):
-            if (self.run_dir / name).is_file():
-                self.run.save(str(self.run_dir / name), base_path=str(self.run_dir), policy="now")
+        # W&B says on stderr that it linked the files, whatever `silent` says: kept quiet too.
+        hushed = contextlib.redirect_stderr(io.StringIO()) if self.quiet else nullcontext()
+        with hushed:
+            for name in ("run.json", "final.json"):
+                if (self.run_dir / name).is_file():
+                    path, base = str(self.run_dir / name), str(self.run_dir)
+                    self.run.save(path, base_path=base, policy="now")
         self.run.finish(exit_code=exit_code)
 
 

@@ -12,6 +12,7 @@ in `check_config`.
 """
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,6 +136,8 @@ def typed_values(values: dict) -> dict:
             raise ValueError(f"the config has no `{group}` group")
         values[group] = typed_group(group, _schema(group, values[group]), values[group])
     values["trainer"]["progress"] = _typed_progress(values["trainer"]["progress"])
+    if values["dataset"].get("root"):  # the run folder's config.yaml works from any directory
+        values["dataset"]["root"] = str(Path(values["dataset"]["root"]).expanduser().absolute())
     # Optional: run folders recorded before diagnostics existed take the defaults.
     values["diagnostics"] = typed_group(
         "diagnostics", DiagnosticsSettings, values.get("diagnostics") or {}
