@@ -20,6 +20,14 @@ def test_the_preset_searches_tau_on_a_log_scale_maximising_validation_top5():
     assert sweeper.params["loss.tau"] == "tag(log, interval(0.01, 10.0))"
 
 
+@pytest.mark.parametrize("study", ["cifar100_noise", "cifar100_tau", "imagenet_subsets"])
+def test_inside_a_study_preset_the_search_explores_only_its_own_space(study):
+    """The study's grid (losses, noise levels, tau, data sizes) is not drawn by Optuna."""
+    cfg = compose_config(["hparams_search=tau", f"experiment={study}"], return_hydra_config=True)
+    assert dict(cfg.hydra.sweeper.params) == {"loss.tau": "tag(log, interval(0.01, 10.0))"}
+    assert cfg.loss.name == "smooth_topk_svm" and cfg.experiment_name == "tau_search"
+
+
 def test_the_training_function_returns_the_validation_metric_never_a_test_one():
     final = {"best_val/top5": 81.5, "test/top5": 90.0}
     search = OmegaConf.create({"study": {"optimized_metric": "best_val/top5"}})
@@ -41,11 +49,13 @@ def test_a_metric_a_search_cannot_use_stops_it_before_the_first_trial_trains():
 
 @pytest.mark.slow
 def test_three_trials_one_diverging_then_the_search_table(tmp_path):
-    """A trial whose loss diverges (lr 1e9, drawn by the seeded sampler for the third trial) is
-    recorded as failed; the search goes on and its table lists it."""
-    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith(("dataset=", "optim.lr="))]
-    search = ("hparams_search=tau", "hydra.sweeper.n_trials=3", "optim.lr=choice(0.05,1e9)")
-    run_checked(train_command(*search, *overrides))
+    """The README's command (a study preset, one noise level), tiny: a trial whose loss
+    diverges (lr 1e9, drawn by the seeded sampler) is recorded as failed; the search goes on
+    and its table lists it."""
+    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("optim.lr=")]
+    readme = ("hparams_search=tau", "experiment=cifar100_noise", "dataset.noise.p=0.4")
+    search = ("hydra.sweeper.n_trials=3", "optim.lr=choice(0.05,1e9)")
+    run_checked(train_command(*readme, *search, *overrides))
     sweep = tmp_path / "runs" / "tau_search"
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     finals = [json.loads(path.read_text()) for path in sorted(sweep.glob("*/final.json"))]
