@@ -2,13 +2,14 @@
 function returns, and the search's table."""
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from helpers import compose_config, run_checked, script_command, tiny_overrides, train_command
+from helpers import ROOT, compose_config, run_checked, script_command, tiny_overrides, train_command
 from topk_repro.cli import check_optimized_metric, optimized_value
 
 
@@ -69,3 +70,18 @@ def test_three_trials_one_diverging_then_the_search_table(tmp_path):
     assert finished["best_val/top5"].is_monotonic_decreasing
     assert results["best_value"] == pytest.approx(table["best_val/top5"].iloc[0])
     assert "(1 not finished)" in (out / "tau_search_search.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: a search needs 1 trial or more"),
+        ("study.optimized_metric=test/top5", "study.optimized_metric=test/top5: a search"),
+    ],
+)
+def test_a_search_that_cannot_run_stops_before_its_first_trial(tmp_path, setting, message):
+    command = train_command("hparams_search=tau", setting, *tiny_overrides(tmp_path))
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 import topk_repro.engine.naming  # noqa: F401  (registers the run-folder resolvers)
@@ -53,6 +54,18 @@ def check_optimized_metric(cfg: DictConfig) -> None:
             f"study.optimized_metric={metric}: a search maximises one of "
             f"{', '.join(SEARCHABLE_METRICS)} (validation metrics of final.json; never a test one)"
         )
+
+
+class SearchCheck(Callback):
+    """The search presets' Hydra callback: their metric and budget are checked when the
+    multirun starts, before the first trial trains (a trial's own error would only fail that
+    trial)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        check_optimized_metric(config)
+        trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
+        if trials is not None and trials < 1:
+            raise SystemExit(f"hydra.sweeper.n_trials={trials}: a search needs 1 trial or more")
 
 
 def optimized_value(cfg: DictConfig, final: dict | None) -> float | None:
