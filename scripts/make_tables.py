@@ -114,7 +114,7 @@ def write_search(runs: pd.DataFrame, experiment: str, out_dir: Path) -> None:
     searched = [c for c in ("loss.tau", "loss.alpha", "optim.lr") if c in trials.columns]
     searched = [c for c in searched if trials[c].nunique() > 1] or searched[:1]
     columns = [*searched, "seed", "status", metric, "test/top1", "test/top5", "run_dir"]
-    finished = trials["status"].eq("finished").rename("finished")
+    finished = trials["status"].eq("finished")
     trials = (
         trials.assign(finished=finished)
         .sort_values(["finished", metric], ascending=False)

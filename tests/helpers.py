@@ -61,6 +61,11 @@ def write_cifar_fixture(root: Path, num_train: int = 2000, num_test: int = 500) 
     return coarse_of_fine
 
 
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    """Each file's bytes by name: to show that a folder a user owns was left untouched."""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
 def write_cifar100n(path: Path, clean: np.ndarray, noisy: np.ndarray, **extra) -> None:
     """A file in CIFAR-100N's format: torch.save of a dict of label arrays."""
     torch.save({"clean_label": clean, "noisy_label": noisy, **extra}, path)
@@ -147,11 +152,11 @@ def _script_here(name: str, arguments: tuple[str, ...]) -> tuple[int, str, str]:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             runpy.run_path(str(path), run_name="__main__")
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
+        code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
     finally:
         sys.argv = argv
         os.chdir(cwd)
-    return code or 0, out.getvalue(), err.getvalue()
+    return code, out.getvalue(), err.getvalue()
 
 
 def run_script_here(name: str, *arguments: str) -> str:

@@ -12,6 +12,7 @@ from helpers import (
     cifar_config,
     compose_config,
     dataset_config,
+    folder_contents,
     tiny_overrides,
     write_cifar_fixture,
     write_imagefolder_fixture,
@@ -135,16 +136,12 @@ def test_too_few_validation_images_name_val_per_class(tmp_path):
         build_data(cfg)
 
 
-def _contents(folder) -> dict:
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
-
-
 def test_the_synthetic_set_is_never_written_over_a_users_cifar_folder(cifar_root, tmp_path):
-    before = _contents(cifar_root / FOLDER)
+    before = folder_contents(cifar_root / FOLDER)
     cfg = compose_config(tiny_overrides(tmp_path, "trainer.epochs=0", f"dataset.root={cifar_root}"))
     with pytest.raises(synthetic.NotGeneratedHere, match=rf"{cifar_root / FOLDER} holds .*meta"):
         fit.run(cfg, tmp_path / "run")
-    assert _contents(cifar_root / FOLDER) == before
+    assert folder_contents(cifar_root / FOLDER) == before
 
 
 def test_the_synthetic_set_is_regenerated_over_its_own_files_only(tmp_path):

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from helpers import (
     compose_config,
+    folder_contents,
     run_checked,
     run_script_here,
     script_command,
@@ -177,10 +178,10 @@ def test_evaluating_with_a_cifar_folder_as_data_root_leaves_it_untouched(noisy_t
     """A synthetic run evaluated with --data-root pointing at a user's CIFAR folder."""
     root = tmp_path / "cifar"
     write_cifar_fixture(root, num_train=200, num_test=100)
-    before = {path.name: path.read_bytes() for path in (root / FOLDER).iterdir()}
+    before = folder_contents(root / FOLDER)
     with pytest.raises(NotGeneratedHere, match="holds files this project did not generate"):
         load_run(noisy_tiny_run, data_root=str(root))
-    assert {path.name: path.read_bytes() for path in (root / FOLDER).iterdir()} == before
+    assert folder_contents(root / FOLDER) == before
 
 
 def test_evaluate_compares_the_loss_within_its_stated_tolerance_and_accuracies_exactly(

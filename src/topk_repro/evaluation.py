@@ -22,7 +22,7 @@ from topk_repro.engine.device import pick_device
 from topk_repro.engine.fit import build_loss, build_test_loader, test_metrics
 from topk_repro.engine.loop import BatchSettings
 from topk_repro.engine.record import DataMismatch, data_differences
-from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
+from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir, describe_error
 from topk_repro.engine.settings import check_config
 from topk_repro.models import build_model
 
@@ -69,10 +69,7 @@ def load_run(
     try:
         cfg = OmegaConf.load(config_path)
     except Exception as error:  # yaml's and OmegaConf's errors alike
-        first = (str(error).strip().splitlines() or [""])[0]
-        raise ValueError(
-            f"{config_path} cannot be read ({type(error).__name__}: {first})"
-        ) from None
+        raise ValueError(f"{config_path} cannot be read ({describe_error(error)})") from None
     if data_root is not None:
         cfg.dataset.root = data_root
     cfg = check_config(cfg)
@@ -98,10 +95,9 @@ def load_run(
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as error:
-        first = (str(error).strip().splitlines() or [""])[0]
         raise DamagedCheckpoint(
             f"{folder.path / CHECKPOINTS[checkpoint]} does not fit the model that "
-            f"{config_path} describes ({cfg.model.name}): {first}"
+            f"{config_path} describes ({cfg.model.name}): {describe_error(error)}"
         ) from None
     model.to(target).eval()
     criterion, crop_transform = build_loss(cfg, data)

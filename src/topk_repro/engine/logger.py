@@ -2,7 +2,6 @@
 
 import contextlib
 import io
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -82,8 +81,7 @@ class WandbLogger:
     def finish(self, exit_code: int = 0) -> None:
         """Attach run.json and final.json to the W&B run (its files), then end it."""
         # W&B says on stderr that it linked the files, whatever `silent` says: kept quiet too.
-        hushed = contextlib.redirect_stderr(io.StringIO()) if self.quiet else nullcontext()
-        with hushed:
+        with contextlib.redirect_stderr(io.StringIO()) if self.quiet else contextlib.nullcontext():
             for name in ("run.json", "final.json"):
                 if (self.run_dir / name).is_file():
                     path, base = str(self.run_dir / name), str(self.run_dir)

@@ -21,9 +21,10 @@ from topk_repro.files import PARTIAL, write_atomically
 CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "best", "train_time_s", "rng_cpu")
 
 
-def _describe(error: Exception) -> str:
-    """A short reason a checkpoint failed to load (torch's unpickling errors run to a page and
-    suggest weights_only=False, which would run code from the damaged file)."""
+def describe_error(error: Exception) -> str:
+    """A short reason a run-folder file failed to load: the error's type and first line (torch's
+    unpickling errors run to a page and suggest weights_only=False, which would run code from
+    the damaged file)."""
     if isinstance(error, pickle.UnpicklingError):
         return "damaged, or not a checkpoint"
     lines = str(error).strip().splitlines() or [""]
@@ -102,7 +103,7 @@ class RunDir:
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as error:  # torch raises many kinds for a damaged file
-            raise DamagedCheckpoint(f"{path} cannot be read ({_describe(error)})") from None
+            raise DamagedCheckpoint(f"{path} cannot be read ({describe_error(error)})") from None
         if not isinstance(state, dict) or not {"model", "epoch"} <= set(state):
             raise DamagedCheckpoint(
                 f"{path} is not a checkpoint of this project: it holds no 'model' and 'epoch' "
@@ -132,7 +133,7 @@ class RunDir:
                 if missing:
                     raise ValueError(f"missing {', '.join(missing)}")
             except Exception as error:  # torch raises many kinds for a damaged file
-                problems.append(f"{path} ({_describe(error)})")
+                problems.append(f"{path} ({describe_error(error)})")
                 warnings.warn(f"cannot read {problems[-1]}", RuntimeWarning, stacklevel=2)
                 continue
             if problems:
