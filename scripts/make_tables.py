@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from topk_repro.results.claims import check_claims
+from topk_repro.results.claims import check_claims, claims_markdown, claims_text
 from topk_repro.results.collect import collect_runs, collect_wandb
 from topk_repro.results.diagnostics import (
     final_memorisation,
@@ -230,14 +230,9 @@ def main() -> int:
                 args.out_dir, experiment, args.wandb_project, args.wandb_entity, args.wandb_mode
             )
     claims = check_claims(runs)
-    lines = ["| experiment | claim | status | detail |", "|---|---|---|---|"]
-    lines += [f"| {c.experiment} | {c.claim} | {c.status} | {c.detail} |" for c in claims]
-    (args.out_dir / "claims.md").write_text(
-        "# The paper's claims on our runs\n\n" + "\n".join(lines) + "\n"
-    )
+    (args.out_dir / "claims.md").write_text(claims_markdown(claims))
     print("\nThe paper's claims on these runs:")
-    for c in claims:
-        print(f"  [{c.status:>10}] {c.experiment}: {c.claim} ({c.detail})")
+    print(claims_text(claims))
     return 0
 
 

@@ -69,14 +69,25 @@ def test_tiny_sweep_then_tables_then_rerun_skips_finished(tiny_sweep, tmp_path):
 
 
 # The table layouts the presets give their runs' configs (configs/experiment/*.yaml, `study`).
+NOISE_ROWS = {"row": "dataset.noise.p", "row_name": "noise p", "null_row": "none"}
 STUDIES = {
-    "cifar100_noise": {"row": "dataset.noise.p", "row_name": "noise p", "null_row": "none"},
+    "cifar100_noise": {**NOISE_ROWS, "claims": ["noise"], "sized_for_claims": True},
+    "compare_losses": {**NOISE_ROWS, "claims": ["noise", "comparison"], "sized_for_claims": True},
+    "demo": {**NOISE_ROWS, "claims": ["noise"], "sized_for_claims": False},
     "imagenet_subsets": {
         "row": "dataset.train_per_class",
         "row_name": "images per class",
         "null_row": "all",
+        "claims": ["data_size"],
+        "sized_for_claims": True,
     },
-    "cifar100_tau": {"row": "loss.tau", "row_name": "tau", "null_row": "hard"},
+    "cifar100_tau": {
+        "row": "loss.tau",
+        "row_name": "tau",
+        "null_row": "hard",
+        "claims": [],
+        "sized_for_claims": False,
+    },
 }
 
 
@@ -126,6 +137,19 @@ def fake_run(
     return folder
 
 
+SEED_JITTER = (0.0, 0.5, -0.4)  # per-seed offsets shared by both losses of a seed
+
+
+def fake_seeds(runs_dir, experiment, loss, top1, top5, seeds=3, spread=(0.0, 0.3, -0.2), **kw):
+    """`seeds` hand-made runs of one configuration; seed s adds SEED_JITTER[s] to both metrics
+    and spread[s] to top-5 (so paired differences vary a little from seed to seed)."""
+    for seed in range(seeds):
+        shift = SEED_JITTER[seed]
+        fake_run(
+            runs_dir, experiment, loss, top1 + shift, top5 + shift + spread[seed], seed=seed, **kw
+        )
+
+
 def test_claims_on_hand_made_runs(tmp_path):
     # CIFAR: SVM wins with noise, by more at p = 0.8 than at p = 0.2; CE wins when clean.
     for p, ce, svm in (
@@ -133,27 +157,90 @@ def test_claims_on_hand_made_runs(tmp_path):
         (0.2, (60, 85), (62, 87)),
         (0.8, (20, 40), (30, 55)),
     ):
-        fake_run(tmp_path, "cifar100_noise", "ce", *ce, p=p)
-        fake_run(tmp_path, "cifar100_noise", "smooth_topk_svm", *svm, p=p)
+        fake_seeds(tmp_path, "cifar100_noise", "ce", *ce, p=p, spread=(0, 0, 0))
+        fake_seeds(tmp_path, "cifar100_noise", "smooth_topk_svm", *svm, p=p)
     # ImageNet: SVM wins on a reduced subset but not on the full set.
-    fake_run(tmp_path, "imagenet_subsets", "ce", 30, 55, per_class=64)
-    fake_run(tmp_path, "imagenet_subsets", "smooth_topk_svm", 31, 58, per_class=64)
-    fake_run(tmp_path, "imagenet_subsets", "ce", 70, 89, per_class=None)
-    fake_run(tmp_path, "imagenet_subsets", "smooth_topk_svm", 69, 88, per_class=None)
-    statuses = {
-        (c.experiment, c.claim.split(",")[0][:20]): c.status
-        for c in check_claims(collect_runs(tmp_path))
-    }
-    assert set(statuses.values()) == {"holds"}
-    assert len(statuses) == 5
+    fake_seeds(tmp_path, "imagenet_subsets", "ce", 30, 55, per_class=64, spread=(0, 0, 0))
+    fake_seeds(tmp_path, "imagenet_subsets", "smooth_topk_svm", 31, 58, per_class=64)
+    fake_seeds(tmp_path, "imagenet_subsets", "ce", 70, 89, per_class=None, spread=(0, 0, 0))
+    fake_seeds(tmp_path, "imagenet_subsets", "smooth_topk_svm", 69, 88, per_class=None)
+    claims = check_claims(collect_runs(tmp_path))
+    assert {c.status for c in claims} == {"holds"}, claims
+    assert len(claims) == 5 and all("3 seeds" in c.detail for c in claims)
 
-    # Now break one: CE wins at p = 0.2 on top-5.
-    (tmp_path / "cifar100_noise" / "smooth_topk_svm-0.2-None-0-None" / "final.json").write_text(
-        json.dumps({"status": "finished", "test/top1": 62, "test/top5": 80})
-    )
+    # Now break one: CE wins at p = 0.2 on top-5, on every seed.
+    for seed in range(3):
+        (
+            tmp_path / "cifar100_noise" / f"smooth_topk_svm-0.2-None-{seed}-None" / "final.json"
+        ).write_text(json.dumps({"status": "finished", "test/top1": 62, "test/top5": 80 + seed}))
     claims = check_claims(collect_runs(tmp_path))
     failing = [c for c in claims if c.status == "fails"]
     assert len(failing) == 1 and "p=0.2 top5" in failing[0].detail
+
+
+def test_one_seed_gives_a_direction_never_a_verdict(tmp_path):
+    for p, ce, svm in (
+        (0.0, (70, 90), (60, 80)),
+        (0.4, (40, 60), (50, 75)),
+        (0.8, (10, 20), (5, 9)),
+    ):
+        fake_run(tmp_path, "cifar100_noise", "ce", *ce, p=p)
+        fake_run(tmp_path, "cifar100_noise", "smooth_topk_svm", *svm, p=p)
+    claims = check_claims(collect_runs(tmp_path))
+    assert len(claims) == 3
+    assert {c.status for c in claims} == {"1 seed: direction only"}
+    assert all("1 seed: no interval" in c.detail for c in claims)
+
+
+def test_an_interval_across_zero_is_unclear(tmp_path):
+    # SVM - CE on top-5 at p = 0.4 over 3 seeds: +3, -1, +1 (the interval straddles 0).
+    for seed, (ce5, svm5) in enumerate(((60, 63), (62, 61), (61, 62))):
+        fake_run(tmp_path, "cifar100_noise", "ce", 40, ce5, p=0.4, seed=seed)
+        fake_run(tmp_path, "cifar100_noise", "smooth_topk_svm", 45 + seed, svm5, p=0.4, seed=seed)
+    (claim,) = [c for c in check_claims(collect_runs(tmp_path)) if "beats CE" in c.claim]
+    assert claim.status == "unclear"
+    assert "p=0.4 top5: +1.00 [" in claim.detail and "3 seeds" in claim.detail
+
+
+def test_a_study_not_sized_for_the_claims_reports_differences_without_verdict(tmp_path):
+    for p in (0.0, 0.4, 0.8):
+        fake_seeds(tmp_path, "demo", "ce", 50 - 40 * p, 80 - 40 * p, p=p, spread=(0, 0, 0))
+        fake_seeds(tmp_path, "demo", "smooth_topk_svm", 50 - 30 * p, 80 - 20 * p, p=p)
+    claims = check_claims(collect_runs(tmp_path))
+    assert len(claims) == 3
+    assert {c.status for c in claims} == {"not a test at this size"}
+    assert "p=0.8 top5: +16.03 [" in claims[0].detail
+
+    out = tmp_path / "tables"
+    make_tables(tmp_path, out)
+    text = (out / "claims.md").read_text()
+    assert "holds" not in text and "fails" not in text
+    assert "demo is not a test of the claims at this size" in text
+
+
+def test_a_study_gets_the_claims_its_preset_declares(tmp_path):
+    # Two studies of any name: one declares the noise claims, the other declares none.
+    for experiment in ("my_noise_study", "my_other_study"):
+        for p in (0.0, 0.4):
+            fake_seeds(tmp_path, experiment, "ce", 50, 70, p=p, spread=(0, 0, 0))
+            fake_seeds(tmp_path, experiment, "smooth_topk_svm", 52, 75, p=p)
+    for config in tmp_path.glob("*/*/config.yaml"):
+        values = yaml.safe_load(config.read_text())
+        declared = ["noise"] if "my_noise_study" in str(config) else []
+        values["study"].update(claims=declared, sized_for_claims=True)
+        config.write_text(yaml.safe_dump(values))
+    claims = check_claims(collect_runs(tmp_path))
+    assert {c.experiment for c in claims} == {"my_noise_study"} and len(claims) == 3
+    assert claims[0].status == "holds"
+
+
+def test_a_study_naming_an_unknown_claim_family_is_refused(tmp_path):
+    folder = fake_run(tmp_path, "cifar100_noise", "ce", 50, 70)
+    values = yaml.safe_load((folder / "config.yaml").read_text())
+    values["study"]["claims"] = ["nosie"]
+    (folder / "config.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(ValueError, match=r"study.claims names unknown claim families \['nosie'\]"):
+        check_claims(collect_runs(tmp_path))
 
 
 def test_claims_lacking_runs_are_reported(tmp_path):

@@ -54,6 +54,7 @@ class GeneratorSettings:
     seed: int
     num_train: int
     num_test: int
+    pixel_noise: float | None  # the set's difficulty; None: the generator's default (70)
 
 
 @dataclass
@@ -148,7 +149,11 @@ def build_cifar100(cfg) -> DataBundle:
 def build_synthetic(cfg) -> DataBundle:
     root = Path(cfg.root)
     parameters = synthetic.ensure_generated(
-        root, cfg.synthetic.num_train, cfg.synthetic.num_test, cfg.synthetic.seed
+        root,
+        cfg.synthetic.num_train,
+        cfg.synthetic.num_test,
+        cfg.synthetic.seed,
+        cfg.synthetic.pixel_noise,
     )
     identity = {"name": "synthetic", "official": False, "synthetic": parameters}
     return build_from_files(cfg, root, identity)

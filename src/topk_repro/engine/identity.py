@@ -43,7 +43,7 @@ NOT_IDENTITY = (
 
 # Settings added after runs were recorded, whose null means what their absence meant: left out
 # of the identity while null, so the runs recorded before them keep their identity.
-LEFT_OUT_WHEN_NULL = ("dataset.noise.file",)
+LEFT_OUT_WHEN_NULL = ("dataset.noise.file", "dataset.synthetic.pixel_noise")
 
 SIGNIFICANT_DIGITS = 12  # numbers equal to this precision are one setting
 

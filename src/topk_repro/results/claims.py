@@ -1,17 +1,22 @@
 """The paper's claims that runs can test, each stated with its evidence and uncertainty.
 
-From the paper (Table 1 caption) and secondary summaries (see shared paper facts):
-- CIFAR-100 with noise (p > 0): L_{5,1} beats CE on top-1 and top-5;
-- the gap grows with the noise level;
-- with clean labels (p = 0) CE beats L_{5,1} (top-1);
-- ImageNet: the smooth top-5 loss beats CE (top-5) on every reduced subset, not on the full set.
+A study says in its preset which claims apply to it (`study.claims`) and whether it is sized to
+test them (`study.sized_for_claims`); this module names no study.  The families:
+- `noise` (Table 1): with noise (p > 0) L_{5,1} beats CE on top-1 and top-5; the gap grows with
+  the noise level; with clean labels (p = 0) CE beats L_{5,1} on top-1;
+- `comparison`: for each other loss, whether it beats CE on top-5 with noise (no paper asserts
+  it: the comparison's summary);
+- `data_size` (Table 2): with reduced training sets the smooth top-5 SVM beats CE on top-5; with
+  the whole set (the null row, or else the largest size) it does not: CE does at least as well.
 
-Every comparison is a difference paired by seed, reported as "+x.x [a, b], n seeds" (95% t
-interval, results/statistics.py).  A claim holds when every interval it rests on lies on its
-side of zero, fails when one lies on the other side, and is "unclear" when an interval straddles
-zero; with one seed there is no interval and the sign of the point estimate decides, said so.
+Every comparison is a difference paired by seed, "+x.x [a, b], n seeds" (95% t interval,
+results/statistics.py).  A claim holds when every interval it rests on lies on its side of zero
+and fails when one lies on the other side.  An interval that straddles zero is "unclear"; with
+one seed there is no interval, and the sign of a difference is reported as a direction only,
+never as a verdict.  A study not sized to test the claims reports its differences only.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,15 +24,17 @@ import pandas as pd
 from topk_repro.results.layout import baseline_label, finished_runs, label_of
 from topk_repro.results.statistics import Interval, paired_difference
 
-NOISE_EXPERIMENTS = ("cifar100_noise", "demo", "compare_losses", "compare_losses_demo")
-REDUCED_SIZES = (64, 128, 320, 640)
+HOLDS, FAILS, UNCLEAR, LACKS_RUNS = "holds", "fails", "unclear", "lacks runs"
+ONE_SEED = "1 seed: direction only"
+NOT_A_TEST = "not a test at this size"
+METRICS = ("test/top1", "test/top5")
 
 
 @dataclass
 class Claim:
     experiment: str
     claim: str
-    status: str  # "holds", "fails", "unclear" or "lacks runs"
+    status: str  # HOLDS, FAILS, UNCLEAR, ONE_SEED, NOT_A_TEST or LACKS_RUNS
     detail: str
 
 
@@ -41,18 +48,16 @@ def _per_seed(runs: pd.DataFrame, loss: str, row, metric: str) -> dict:
     return dict(zip(part["seed"], part[metric].astype(float), strict=True))
 
 
-def _sign(interval: Interval) -> int:
-    """+1 or -1 when the evidence is on one side of zero, 0 when the interval straddles it."""
-    if interval.n < 2:
-        return 1 if interval.mean > 0 else -1
-    return 1 if interval.low > 0 else -1 if interval.high < 0 else 0
-
-
-def _verdict(intervals: list[Interval]) -> str:
-    signs = [_sign(i) for i in intervals]
-    if any(s < 0 for s in signs):
-        return "fails"
-    return "holds" if all(s > 0 for s in signs) else "unclear"
+def verdict(intervals: list[Interval], sized_for_claims: bool = True) -> str:
+    """The status of a claim that says every interval lies above zero.  Only intervals over two
+    seeds or more can hold or fail it; an unsized study gets no verdict at all."""
+    if not sized_for_claims:
+        return NOT_A_TEST
+    if min(i.n for i in intervals) < 2:
+        return ONE_SEED
+    if any(i.high < 0 for i in intervals):
+        return FAILS
+    return HOLDS if all(i.low > 0 for i in intervals) else UNCLEAR
 
 
 def _difference(runs, ours: str, baseline: str, row, metric: str) -> Interval | None:
@@ -61,120 +66,185 @@ def _difference(runs, ours: str, baseline: str, row, metric: str) -> Interval | 
     )
 
 
-def _noise_claims(experiment: str, runs: pd.DataFrame) -> list[Claim]:
+def _numeric_rows(runs: pd.DataFrame) -> list:
+    return sorted({r for r in runs["row"] if not isinstance(r, str)})
+
+
+def _with_both(runs: pd.DataFrame, rows: list, first: str | None, second: str | None) -> list:
+    """The rows at which both losses have runs."""
+    if not (first and second):
+        return []
+    return [r for r in rows if {first, second} <= set(runs[runs["row"] == r]["loss"])]
+
+
+def _rests_on(experiment: str, claim: str, pairs: list, sized: bool, missing: str) -> Claim:
+    """A claim resting on (label, interval) pairs, or lacking runs when there are none."""
+    pairs = [(label, d) for label, d in pairs if d is not None]
+    if not pairs:
+        return Claim(experiment, claim, LACKS_RUNS, missing)
+    detail = "; ".join(f"{label}: {d.text()}" for label, d in pairs)
+    return Claim(experiment, claim, verdict([d for _, d in pairs], sized), detail)
+
+
+def _noise_claims(experiment: str, runs: pd.DataFrame, sized: bool) -> list[Claim]:
     svm, ce = _svm_label(runs), baseline_label(runs)
-    rows = sorted({r for r in runs["row"] if not isinstance(r, str)})
-    metrics = ("test/top1", "test/top5")
-    both = [r for r in rows if svm and ce and {svm, ce} <= set(runs[runs["row"] == r]["loss"])]
+    both = _with_both(runs, _numeric_rows(runs), svm, ce)
     noisy = [p for p in both if float(p) > 0]
     name = svm or "L_5"
-    claims = []
-
-    claim = f"with noise (p > 0), {name} beats CE on top-1 and top-5"
-    pairs = [(p, m, _difference(runs, svm, ce, p, m)) for p in noisy for m in metrics]
-    pairs = [(p, m, d) for p, m, d in pairs if d is not None]
-    if pairs:
-        detail = "; ".join(f"p={p} {m[5:]}: {d.text()}" for p, m, d in pairs)
-        claims.append(Claim(experiment, claim, _verdict([d for _, _, d in pairs]), detail))
-    else:
-        claims.append(Claim(experiment, claim, "lacks runs", "need CE and SVM runs with p > 0"))
+    claims = [
+        _rests_on(
+            experiment,
+            f"with noise (p > 0), {name} beats CE on top-1 and top-5",
+            [(f"p={p} {m[5:]}", _difference(runs, svm, ce, p, m)) for p in noisy for m in METRICS],
+            sized,
+            "need CE and SVM runs with p > 0",
+        )
+    ]
 
     claim = "the SVM-CE gap grows with the noise level (largest p vs smallest p > 0)"
     if len(noisy) >= 2:
         low, high = noisy[0], noisy[-1]
         growth = []
-        for metric in metrics:
+        for metric in METRICS:
             gaps = {}
             for p in (low, high):
                 svm_values, ce_values = (_per_seed(runs, x, p, metric) for x in (svm, ce))
                 gaps[p] = {
                     s: svm_values[s] - ce_values[s] for s in set(svm_values) & set(ce_values)
                 }
-            change = paired_difference(gaps[high], gaps[low])
-            if change is not None:
-                growth.append((metric, change))
-        detail = "; ".join(
-            f"{m[5:]}: gap at p={high} minus gap at p={low}: {d.text()}" for m, d in growth
-        )
-        status = _verdict([d for _, d in growth]) if growth else "lacks runs"
-        claims.append(Claim(experiment, claim, status, detail or "no seed run at both levels"))
+            label = f"{metric[5:]}: gap at p={high} minus gap at p={low}"
+            growth.append((label, paired_difference(gaps[high], gaps[low])))
+        claims.append(_rests_on(experiment, claim, growth, sized, "no seed run at both levels"))
     else:
-        claims.append(Claim(experiment, claim, "lacks runs", "need two noise levels p > 0"))
+        claims.append(Claim(experiment, claim, LACKS_RUNS, "need two noise levels p > 0"))
 
-    claim = "with clean labels (p = 0), CE beats the SVM loss on top-1"
     clean = [p for p in both if float(p) == 0]
-    difference = _difference(runs, ce, svm, clean[0], "test/top1") if clean else None
-    if difference is not None:
-        claims.append(
-            Claim(experiment, claim, _verdict([difference]), f"CE - SVM top-1: {difference.text()}")
+    claims.append(
+        _rests_on(
+            experiment,
+            "with clean labels (p = 0), CE beats the SVM loss on top-1",
+            [("CE - SVM top-1", _difference(runs, ce, svm, clean[0], "test/top1"))]
+            if clean
+            else [],
+            sized,
+            "need CE and SVM runs at p = 0",
         )
-    else:
-        claims.append(Claim(experiment, claim, "lacks runs", "need CE and SVM runs at p = 0"))
-
-    if experiment.startswith("compare_losses") and ce:
-        claims += _comparison_claims(experiment, runs, ce, [p for p in rows if float(p) > 0])
+    )
     return claims
 
 
-def _comparison_claims(experiment: str, runs: pd.DataFrame, ce: str, noisy: list) -> list[Claim]:
-    """For each other loss: does it beat CE on top-5 with noise?  (Asserted by no paper: the
-    comparison's summary, with intervals.)"""
-    claims = []
-    for loss in sorted(set(runs["loss"]) - {ce}):
-        pairs = [(p, _difference(runs, loss, ce, p, "test/top5")) for p in noisy]
-        pairs = [(p, d) for p, d in pairs if d is not None]
-        claim = f"{loss} beats CE on top-5 with noise (p > 0)"
-        if not pairs:
-            claims.append(Claim(experiment, claim, "lacks runs", "need CE and this loss at p > 0"))
-            continue
-        detail = "; ".join(f"p={p}: {d.text()}" for p, d in pairs)
-        claims.append(Claim(experiment, claim, _verdict([d for _, d in pairs]), detail))
-    return claims
+def _comparison_claims(experiment: str, runs: pd.DataFrame, sized: bool) -> list[Claim]:
+    """For each other loss: does it beat CE on top-5 with noise?"""
+    ce = baseline_label(runs)
+    if ce is None:
+        return [Claim(experiment, "losses compared with CE", LACKS_RUNS, "need CE runs")]
+    noisy = [p for p in _numeric_rows(runs) if float(p) > 0]
+    return [
+        _rests_on(
+            experiment,
+            f"{loss} beats CE on top-5 with noise (p > 0)",
+            [(f"p={p}", _difference(runs, loss, ce, p, "test/top5")) for p in noisy],
+            sized,
+            "need CE and this loss at p > 0",
+        )
+        for loss in sorted(set(runs["loss"]) - {ce})
+    ]
 
 
-def _imagenet_claims(runs: pd.DataFrame) -> list[Claim]:
+def _data_size_claims(experiment: str, runs: pd.DataFrame, sized: bool) -> list[Claim]:
+    """Table 2's two claims; the row is the training-set size, the whole set its null row
+    (or, without one, the largest size)."""
     svm, ce = _svm_label(runs), baseline_label(runs)
-    key = "test/top5"
-    claims = []
-    claim = "on reduced ImageNet subsets, the smooth top-5 SVM beats CE on top-5"
-    pairs = [(n, _difference(runs, svm, ce, n, key)) for n in REDUCED_SIZES] if svm and ce else []
-    pairs = [(n, d) for n, d in pairs if d is not None]
-    if pairs:
-        detail = "; ".join(f"{n}/class: {d.text()}" for n, d in pairs)
-        claims.append(Claim("imagenet_subsets", claim, _verdict([d for _, d in pairs]), detail))
-    else:
-        claims.append(Claim("imagenet_subsets", claim, "lacks runs", "need reduced-subset runs"))
-    claim = "on the full ImageNet training set, the SVM does not beat CE on top-5"
-    difference = _difference(runs, ce, svm, "all", key) if svm and ce else None
-    if difference is not None:
-        # "does not beat" fails only when the SVM is ahead (its whole interval, given one)
-        svm_ahead = difference.high < 0 if difference.n >= 2 else difference.mean < 0
-        status = "fails" if svm_ahead else "holds"
-        claims.append(
-            Claim("imagenet_subsets", claim, status, f"CE - SVM top-5: {difference.text()}")
+    sizes = _with_both(runs, _numeric_rows(runs), svm, ce)
+    whole = _with_both(runs, sorted({r for r in runs["row"] if isinstance(r, str)}), svm, ce)
+    full = whole[0] if whole else (sizes[-1] if len(sizes) >= 2 else None)
+    reduced = [s for s in sizes if s != full]
+    return [
+        _rests_on(
+            experiment,
+            "on reduced training sets, the smooth top-5 SVM beats CE on top-5",
+            [(f"size {s}", _difference(runs, svm, ce, s, "test/top5")) for s in reduced],
+            sized,
+            "need CE and SVM runs on a reduced training set",
+        ),
+        _rests_on(
+            experiment,
+            "on the whole training set, CE does at least as well as the SVM on top-5",
+            [(f"size {full}: CE - SVM", _difference(runs, ce, svm, full, "test/top5"))]
+            if full is not None
+            else [],
+            sized,
+            "need CE and SVM runs on the whole (or largest) training set",
+        ),
+    ]
+
+
+FAMILIES: dict[str, Callable[[str, pd.DataFrame, bool], list[Claim]]] = {
+    "noise": _noise_claims,
+    "comparison": _comparison_claims,
+    "data_size": _data_size_claims,
+}
+
+
+def _declared(runs: pd.DataFrame) -> tuple[list[str], bool]:
+    """The claim families a study's runs record (`study.claims`) and whether it is sized to
+    test them (`study.sized_for_claims`); the most recent run's declaration counts."""
+    families = []
+    if not {"study.claims", "study.sized_for_claims"} <= set(runs.columns):
+        return [], False
+    last = runs.sort_values([c for c in ("end_time", "run_dir") if c in runs]).iloc[-1]
+    value = last["study.claims"]
+    if isinstance(value, str):
+        families = [value]
+    elif isinstance(value, (list, tuple)):
+        families = [str(v) for v in value]
+    sized = last["study.sized_for_claims"] is True or str(last["study.sized_for_claims"]) == "True"
+    unknown = sorted(set(families) - set(FAMILIES) - {"none"})
+    if unknown:
+        raise ValueError(
+            f"study.claims names unknown claim families {unknown}; known: {sorted(FAMILIES)}"
         )
-    else:
-        claims.append(Claim("imagenet_subsets", claim, "lacks runs", "need full-set runs"))
-    return claims
+    return [f for f in families if f != "none"], sized
 
 
 def check_claims(runs: pd.DataFrame) -> list[Claim]:
+    """The claims each study declares, on its finished runs."""
     claims = []
-    for experiment in (*NOISE_EXPERIMENTS, "imagenet_subsets"):
+    if runs.empty or "experiment_name" not in runs:
+        return claims
+    for experiment in runs["experiment_name"].dropna().unique():
+        families, sized = _declared(runs[runs["experiment_name"] == experiment])
         finished = finished_runs(runs, experiment)
-        if finished.empty:
-            if experiment in ("cifar100_noise", "imagenet_subsets"):
-                claims.append(
-                    Claim(
-                        experiment,
-                        "paper claims for this experiment",
-                        "lacks runs",
-                        "no finished runs",
-                    )
-                )
-            continue
-        if experiment == "imagenet_subsets":
-            claims += _imagenet_claims(finished)
-        else:
-            claims += _noise_claims(experiment, finished)
+        for family in families:
+            if finished.empty:
+                claims.append(Claim(experiment, f"{family} claims", LACKS_RUNS, "no finished runs"))
+            else:
+                claims += FAMILIES[family](experiment, finished, sized)
     return claims
+
+
+def _unsized(claims: list[Claim]) -> list[str]:
+    return list(dict.fromkeys(c.experiment for c in claims if c.status == NOT_A_TEST))
+
+
+def claims_markdown(claims: list[Claim]) -> str:
+    """claims.md: a table of the claims, then what an unsized study's differences are."""
+    lines = ["# The paper's claims on our runs", ""]
+    lines += ["| experiment | claim | status | detail |", "|---|---|---|---|"]
+    lines += [f"| {c.experiment} | {c.claim} | {c.status} | {c.detail} |" for c in claims]
+    lines += [""] + [
+        f"{name} is not a test of the claims at this size: its differences are shown, "
+        "with no verdict."
+        for name in _unsized(claims)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def claims_text(claims: list[Claim]) -> str:
+    """The claims for a terminal, one per line."""
+    lines = [f"  [{c.status}] {c.experiment}: {c.claim} ({c.detail})" for c in claims]
+    lines += [
+        f"  {name} is not a test of the claims at this size: differences only, no verdict."
+        for name in _unsized(claims)
+    ]
+    return "\n".join(lines) if lines else "  (no study among these runs declares claims)"

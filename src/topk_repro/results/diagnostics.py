@@ -83,6 +83,31 @@ def final_memorisation(curves: pd.DataFrame) -> pd.DataFrame:
     return last.pivot(index=["row", "loss"], columns="measure", values="cell")
 
 
+def fit_by_epoch(
+    curves: pd.DataFrame, measure: str = "memo/changed/noisy_top1", shown: int = 6
+) -> pd.DataFrame:
+    """A compact epoch x (loss, row) table of one memorisation measure, 'mean [low, high]'
+    over seeds, at about `shown` evenly spaced epochs (always the last): the terminal's view of
+    the memorisation figure."""
+    part = curves[curves["measure"] == measure]
+    if part.empty:
+        return pd.DataFrame()
+    epochs = sorted(part["epoch"].unique())
+    step = max(1, round(len(epochs) / shown))
+    picked = sorted(set(epochs[step - 1 :: step]) | {epochs[-1]})
+    part = part[part["epoch"].isin(picked)]
+
+    def cell(r) -> str:
+        spread = _interval_text(r.ci_low, r.ci_high) if r.seeds >= 2 else " (1 seed)"
+        return f"{r['mean']:.1f}{spread}"
+
+    part = part.assign(
+        cell=part.apply(cell, axis=1),
+        column=part["loss"] + ", p=" + part["row"].map(row_label),
+    )
+    return part.pivot(index="epoch", columns="column", values="cell")
+
+
 def topk_curves(finished: pd.DataFrame) -> pd.DataFrame:
     """One line per (loss, row, k): test top-k accuracy of the selected model, mean over seeds
     and its interval; empty for runs recorded without the curve."""
