@@ -1,5 +1,5 @@
-"""What a registry holds for each data set, model and loss: its builder, the schema of its
-config group, and (losses) how tables name it.
+"""What a registry holds for each data set, model, loss and optimizer: its builder, the schema
+of its config group, its range checks, and (losses) how tables name it.
 
 Each component declares these beside its builder, in its own module, so a new component is one
 module, one YAML file and one registry line: the config check looks the schema up by the
@@ -16,11 +16,12 @@ class Component:
     component's config group, with their types (an OmegaConf structured-config schema);
     `label(values)` gives a loss's table label from its settings (`values` maps each setting
     shown to its value; a setting that is the table's row, such as tau in a tau study, is left
-    out)."""
+    out); `check(settings)` fails on values the types cannot refuse, naming the key."""
 
     build: Callable
     settings: type
     label: Callable[[Mapping], str] | None = None
+    check: Callable | None = None
 
 
 def look_up(registry: Mapping[str, Component], group: str, name) -> Component:

@@ -53,6 +53,7 @@ from topk_repro.engine.settings import check_config, per_process_batch
 from topk_repro.engine.state import TrainState
 from topk_repro.losses import LossData, build_criterion
 from topk_repro.models import build_model
+from topk_repro.optimizers import build_optimizer
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,7 @@ def _prepare(
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion, crop_transform = build_loss(cfg, data)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.optim.lr,
-        momentum=cfg.optim.momentum,
-        nesterov=cfg.optim.nesterov,
-        weight_decay=cfg.optim.weight_decay,
-    )
+    optimizer = build_optimizer(cfg.optim, model.parameters())
     checkpoint = run_dir.load_last(map_location=device)
     if checkpoint is not None:
         _check_resumed_data(run_dir, data)

@@ -24,6 +24,7 @@ from topk_repro.data import BUILDERS
 from topk_repro.data.label_noise import check_noise
 from topk_repro.losses import LOSSES, LossData, build_criterion
 from topk_repro.models import MODELS
+from topk_repro.optimizers import OPTIMIZERS, check_optimizer
 
 
 @dataclass
@@ -38,17 +39,6 @@ class TrainerSettings:
     channels_last: bool
     force: bool
     progress: Any  # auto | a boolean (typed by _typed_progress)
-
-
-@dataclass
-class OptimSettings:
-    name: str
-    lr: float
-    momentum: float
-    nesterov: bool
-    weight_decay: float
-    milestones: list[int]
-    gamma: float
 
 
 LOGGER_MODES = ("online", "offline", "disabled")  # W&B's modes
@@ -80,8 +70,8 @@ class DiagnosticsSettings:
     topk_max: int = 10  # the test top-k curve's last k
 
 
-ENGINE_GROUPS = {"trainer": TrainerSettings, "optim": OptimSettings, "logger": LoggerSettings}
-COMPONENT_GROUPS = {"dataset": BUILDERS, "model": MODELS, "loss": LOSSES}
+ENGINE_GROUPS = {"trainer": TrainerSettings, "logger": LoggerSettings}
+COMPONENT_GROUPS = {"dataset": BUILDERS, "model": MODELS, "loss": LOSSES, "optim": OPTIMIZERS}
 
 
 def _first_line(error: Exception) -> str:
@@ -179,18 +169,11 @@ def check_config(cfg: DictConfig) -> DictConfig:
     """The typed config (`typed_config`), after failing on values that cannot be right, naming
     the key."""
     cfg = typed_config(cfg)
-    trainer, optim, dataset = cfg.trainer, cfg.optim, cfg.dataset
+    trainer, dataset = cfg.trainer, cfg.dataset
     _at_least("trainer.epochs", trainer.epochs, 0)
     _at_least("trainer.batch_size", trainer.batch_size, 1)
     _at_least("trainer.eval_batch_size", trainer.eval_batch_size, 1)
-    if not optim.lr > 0:
-        raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
-    _at_least("optim.momentum", optim.momentum, 0)
-    _at_least("optim.weight_decay", optim.weight_decay, 0)
-    if not optim.gamma > 0:
-        raise ValueError(f"optim.gamma must be > 0, got {optim.gamma}")
-    for milestone in optim.milestones:
-        _at_least("optim.milestones", milestone, 1)
+    check_optimizer(cfg.optim)
     _at_least("dataset.num_workers", dataset.num_workers, 0)
     _at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
     _at_least("diagnostics.topk_max", cfg.diagnostics.topk_max, 5)

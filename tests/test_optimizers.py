@@ -1,0 +1,68 @@
+"""`optim.name` chooses the optimizer: each is a registered component with its own schema, an
+unknown name is refused naming the key, and the paper's SGD runs keep their identity."""
+
+import pytest
+import torch
+
+from helpers import compose_config, tiny_overrides
+from topk_repro.engine import fit
+from topk_repro.engine.identity import identity_digest, run_identity
+from topk_repro.engine.settings import check_config
+
+
+def _optimizer_state(run_folder) -> dict:
+    checkpoint = torch.load(run_folder / "last.pt", map_location="cpu", weights_only=False)
+    return checkpoint["optimizer"]
+
+
+def test_optim_adamw_trains_with_adamw(tmp_path):
+    cfg = compose_config(tiny_overrides(tmp_path, "trainer.epochs=1", "optim=adamw"))
+    assert fit.run(cfg, tmp_path / "run")["status"] == "finished"
+    state = _optimizer_state(tmp_path / "run")
+    first = next(iter(state["state"].values()))
+    assert {"exp_avg", "exp_avg_sq"} <= set(first) and "momentum_buffer" not in first
+    assert state["param_groups"][0]["betas"] == (0.9, 0.999)
+
+
+def test_the_default_optimizer_is_the_papers_sgd(tmp_path):
+    cfg = compose_config(tiny_overrides(tmp_path, "trainer.epochs=1"))
+    assert fit.run(cfg, tmp_path / "run")["status"] == "finished"
+    state = _optimizer_state(tmp_path / "run")
+    assert "momentum_buffer" in next(iter(state["state"].values()))
+    assert state["param_groups"][0]["nesterov"] is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.name=rmsprop_typo"], r"optim.name must be one of sgd, adamw, got 'rmsprop_typo'"),
+        (["optim=adamw", "optim.betas=[0.9,1.5]"], r"optim.betas must be two numbers in \[0, 1\)"),
+        (["optim=adamw", "+optim.momentum=0.9"], r"optim.momentum: Key 'momentum' not in"),
+        (["optim.momentum=-1"], r"optim.momentum must be >= 0"),
+        (["optim.lr=0"], r"optim.lr must be > 0"),
+    ],
+)
+def test_optimizer_settings_that_cannot_be_right_are_refused_naming_the_key(
+    tmp_path, overrides, message
+):
+    with pytest.raises(ValueError, match=message):
+        check_config(compose_config(tiny_overrides(tmp_path, *overrides)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "digest"),
+    [
+        # Digests of runs recorded before optimizers were components (commit 5f202a1).
+        (["experiment=cifar100_noise", "dataset.noise.p=0.2"], "3a597be598"),
+        ([], "5fe68b09c2"),
+    ],
+)
+def test_sgd_runs_keep_the_identity_they_were_recorded_with(overrides, digest):
+    assert identity_digest(run_identity(compose_config(overrides))) == digest
+
+
+def test_optimizers_of_different_names_are_different_runs(tmp_path):
+    sgd = compose_config(tiny_overrides(tmp_path))
+    adamw = compose_config(tiny_overrides(tmp_path, "optim=adamw", "optim.lr=0.05"))
+    assert run_identity(adamw)["optim.name"] == "adamw"
+    assert identity_digest(run_identity(sgd)) != identity_digest(run_identity(adamw))
