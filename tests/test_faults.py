@@ -4,6 +4,7 @@ of DataLoader workers. (SIGTERM to the whole process group is in test_training.p
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from helpers import (
 from topk_repro.data.cifar_format import read_split
 from topk_repro.engine import fit
 from topk_repro.engine.record import DataMismatch
-from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
+from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir, read_metrics
 
 SCORES = ("test/top1", "test/top5", "last/test/top1", "last/test/top5", "best_epoch")
 
@@ -206,3 +207,44 @@ def test_a_resume_on_changed_noise_labels_is_refused_before_training(cifar_root,
     shutil.copytree(cifar_root, moved)
     write_cifar100n(noise_file, clean, human_labels(clean, 0.4, seed=0))
     assert fit.run(config(moved), folder)["status"] == "finished"
+
+
+def test_a_preempted_submitit_job_is_recorded_as_preempted_then_resumes(
+    tmp_path, monkeypatch, capsys
+):
+    """submitit's USR2 handler (checkpoint, requeue, sys.exit(-1)) simulated in this process."""
+    import os
+    import signal
+
+    from topk_repro.engine.distributed import Processes
+
+    requeued = []
+
+    def submitit_like_handler(number, _frame):
+        requeued.append(signal.Signals(number).name)
+        sys.exit(-1)
+
+    real_train_epoch = fit.train_epoch
+
+    def pre_empted_in_epoch_2(*args, epoch, **kwargs):
+        if epoch == 2 and not requeued:
+            os.kill(os.getpid(), signal.SIGUSR2)  # handled at the next step
+        return real_train_epoch(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(fit, "launch_description", lambda: Processes(launcher="submitit"))
+    monkeypatch.setattr(fit, "train_epoch", pre_empted_in_epoch_2)
+    previous = signal.signal(signal.SIGUSR2, submitit_like_handler)
+    try:
+        cfg = compose_config(tiny_overrides(tmp_path, "trainer.epochs=3"))
+        with pytest.raises(SystemExit):
+            fit.run(cfg, tmp_path / "run")
+        final = json.loads((tmp_path / "run" / "final.json").read_text())
+        assert requeued == ["SIGUSR2"]
+        assert final["status"] == "preempted" and final["signal"] == "SIGUSR2"
+        assert final["epochs_completed"] == 1 and final["preempted_at"]
+        assert "pre-empted (SIGUSR2): requeued" in capsys.readouterr().err
+        assert fit.run(cfg, tmp_path / "run")["status"] == "finished"  # the requeued segment
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    epochs = [m["epoch"] for m in read_metrics(tmp_path / "run" / "metrics.jsonl")]
+    assert epochs == [1, 2, 3]

@@ -120,13 +120,14 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
     return _train_and_test(training)
 
 
-def _stop_signals(processes: Processes) -> tuple:
+def _stop_flag(processes: Processes) -> StopFlag:
     """SIGINT and SIGTERM stop a run at the next step, except SIGTERM under submitit: there a
     pre-emption may send SIGTERM before USR2, and submitit ignores it on purpose so that its
-    USR2 handler can checkpoint and requeue the job (which resumes from last.pt)."""
+    USR2 handler can checkpoint and requeue the job (which resumes from last.pt).  That USR2 is
+    noted (the run records it was pre-empted) and handed to submitit at the next step."""
     if processes.launcher == "submitit":
-        return (signal.SIGINT,)
-    return (signal.SIGINT, signal.SIGTERM)
+        return StopFlag((signal.SIGINT,), passed_on=(signal.SIGUSR2,))
+    return StopFlag((signal.SIGINT, signal.SIGTERM))
 
 
 def exit_code_of(stopped: Interrupted) -> int:
@@ -334,10 +335,12 @@ def _progress(cfg: DictConfig, processes: Processes) -> bool:
 
 def _train_and_test(training: Training) -> dict:
     """The epochs, then the test of the last and the best model; final.json records how it
-    ended (finished, interrupted, failed) whatever happens, then the exception goes on."""
+    ended (finished, interrupted, preempted, failed) whatever happens, then the exception goes
+    on."""
     exit_code = 0
+    stop = _stop_flag(training.processes)
     try:
-        with StopFlag(_stop_signals(training.processes)) as stop:
+        with stop:
             _train_epochs(training, stop)
             results = _test(training, stop)
         final = _save_final(training, "finished", end_time=now(), **results)
@@ -353,12 +356,29 @@ def _train_and_test(training: Training) -> dict:
             else "no epoch was completed, so there is no checkpoint; the same command starts "
             "the run again"
         )
-        print(f"interrupted by {stopped}: {where}", file=sys.stderr)
+        _say(training, f"interrupted by {stopped}: {where}")
         raise
     except NonFiniteLoss as failure:
         exit_code = 1
         _save_final(training, "failed", reason=str(failure), end_time=now())
-        print(f"failed: {failure}; last.pt keeps the last good epoch", file=sys.stderr)
+        _say(training, f"failed: {failure}; last.pt keeps the last good epoch")
+        raise
+    except SystemExit as leaving:
+        exit_code = 1
+        if stop.passed_on_name is None:
+            _save_final(training, "failed", reason=f"SystemExit: {leaving}", end_time=now())
+            raise
+        # The launcher's handler requeued the job and ends this segment: not a failure.
+        _save_final(
+            training,
+            "preempted",
+            reason=f"{stop.passed_on_name} received: the launcher requeued the job, which "
+            f"resumes from last.pt (epoch {training.state.epoch})",
+            signal=stop.passed_on_name,
+            preempted_at=stop.passed_on_at,
+            end_time=now(),
+        )
+        _say(training, f"pre-empted ({stop.passed_on_name}): requeued, resumes from last.pt")
         raise
     except BaseException as error:
         exit_code = 1
@@ -366,6 +386,12 @@ def _train_and_test(training: Training) -> dict:
         raise
     finally:
         training.logger.finish(exit_code)
+
+
+def _say(training: Training, message: str) -> None:
+    """A message about the whole run, on standard error, from rank 0 only."""
+    if training.processes.is_main:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _train_epochs(training: Training, stop: StopFlag) -> None:

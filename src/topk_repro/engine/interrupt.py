@@ -1,7 +1,15 @@
-"""SIGINT / SIGTERM become a flag the loop checks, so a run stops at a safe point."""
+"""Signals become a flag the loop checks, so a run stops at a safe point.
+
+Two kinds: signals that stop the run (SIGINT, SIGTERM: `Interrupted`), and signals a launcher
+handles itself (submitit's SIGUSR2: checkpoint, requeue the job, exit).  The second kind is
+noted and passed on to the launcher's handler at the next safe point, so the run knows it was
+pre-empted and the launcher never cuts a step or a checkpoint in half.
+"""
 
 import contextlib
 import signal
+from collections.abc import Callable
+from datetime import datetime, timezone
 
 
 class Interrupted(Exception):
@@ -9,22 +17,36 @@ class Interrupted(Exception):
 
 
 class StopFlag:
-    """Context manager installing handlers for `signals`; `raise_if_set` is called between
-    steps."""
+    """Context manager installing handlers for `signals` (and `passed_on`); `raise_if_set` is
+    called between steps."""
 
-    def __init__(self, signals: tuple = (signal.SIGINT, signal.SIGTERM)):
+    def __init__(
+        self, signals: tuple = (signal.SIGINT, signal.SIGTERM), passed_on: tuple = ()
+    ) -> None:
         self.signal_name: str | None = None
+        self.passed_on_name: str | None = None  # a launcher's signal, once received
+        self.passed_on_at: str | None = None  # when (UTC, ISO 8601)
         self.signals = signals
-        self._previous = {}
+        self.passed_on = passed_on
+        self._previous: dict[int, Callable | int | None] = {}
+        self._pending: int | None = None
 
     def _handle(self, number, _frame):
         self.signal_name = signal.Signals(number).name
+
+    def _note(self, number, _frame):
+        self.passed_on_name = signal.Signals(number).name
+        self.passed_on_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._pending = number
 
     def __enter__(self) -> "StopFlag":
         for number in self.signals:
             # Outside the main thread (some launchers) handlers cannot be set: keep the defaults.
             with contextlib.suppress(ValueError):
                 self._previous[number] = signal.signal(number, self._handle)
+        for number in self.passed_on:
+            with contextlib.suppress(ValueError):
+                self._previous[number] = signal.signal(number, self._note)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -32,5 +54,12 @@ class StopFlag:
             signal.signal(number, handler)
 
     def raise_if_set(self) -> None:
+        """At a safe point: hand a noted launcher signal to the launcher's handler (which may
+        end the process), or raise Interrupted after a stopping signal."""
+        if self._pending is not None:
+            number, self._pending = self._pending, None
+            handler = self._previous.get(number)
+            if callable(handler):
+                handler(number, None)
         if self.signal_name:
             raise Interrupted(self.signal_name)
