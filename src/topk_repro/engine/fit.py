@@ -51,6 +51,7 @@ from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.schedule import learning_rate
 from topk_repro.engine.settings import check_config, per_process_batch
 from topk_repro.engine.state import TrainState
+from topk_repro.engine.threads import set_cpu_threads
 from topk_repro.losses import LossData, build_criterion
 from topk_repro.models import build_model
 from topk_repro.optimizers import build_optimizer
@@ -113,6 +114,7 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         run_dir = run_dir.fresh_copy()
 
     _configure_torch(cfg)
+    set_cpu_threads(cfg.trainer.cpu_threads, processes.world_size)
     training = _prepare(cfg, identity, run_dir, device, processes)
     if training is None:
         print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")

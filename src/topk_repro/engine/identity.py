@@ -35,6 +35,7 @@ NOT_IDENTITY = (
     "dataset.tag",
     "loss.tag",
     "trainer.device",  # recorded in run.json
+    "trainer.cpu_threads",  # recorded in run.json per segment; a resume under another says so
     "trainer.eval_batch_size",
     "trainer.progress",
     "trainer.force",

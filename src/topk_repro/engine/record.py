@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 from smooth_topk import cpu_kernel
 from smooth_topk.dispatch import implementation_in_use
 from topk_repro.engine.identity import NOT_IDENTITY, flatten, identity_digest
@@ -52,21 +54,23 @@ def now() -> str:
 
 
 def run_segment(cfg, device: str) -> dict:
-    """What one stretch of a run (its start, or a resume) ran on: the time, the device and, for
-    the smooth top-k loss, the implementation that computed it (asking may build the CPU
-    kernel, so other losses do not ask) and, for the CPU kernel, its file."""
+    """What one stretch of a run (its start, or a resume) ran on: the time, the device, the CPU
+    threads (engine/threads.py) and, for the smooth top-k loss, the implementation that
+    computed it (asking may build the CPU kernel, so other losses do not ask) and, for the CPU
+    kernel, its file."""
     implementation = (
         implementation_in_use(device, cfg.loss.k) if cfg.loss.name == "smooth_topk_svm" else None
     )
     return {
         "start_time": now(),
         "device": device,
+        "cpu_threads": torch.get_num_threads(),
         "loss_implementation": implementation,
         "loss_cpu_kernel": cpu_kernel.status() if implementation == "cpu_kernel" else None,
     }
 
 
-SEGMENT_KEYS = ("device", "loss_implementation", "loss_cpu_kernel")
+SEGMENT_KEYS = ("device", "cpu_threads", "loss_implementation", "loss_cpu_kernel")
 
 
 def add_resume(record: dict, segment: dict) -> list[str]:

@@ -39,6 +39,9 @@ class TrainerSettings:
     channels_last: bool
     force: bool
     progress: Any  # auto | a boolean (typed by _typed_progress)
+    cpu_threads: Any = (
+        "auto"  # auto | a positive count (typed by _typed_threads; engine/threads.py)
+    )
 
 
 LOGGER_MODES = ("online", "offline", "disabled")  # W&B's modes
@@ -106,6 +109,18 @@ def _typed_progress(value) -> str | bool:
         raise ValueError(f"trainer.progress must be auto, true or false, got {value!r}") from None
 
 
+def _typed_threads(value) -> str | int:
+    if value == "auto":
+        return value
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"trainer.cpu_threads must be auto or a count >= 1, got {value!r}")
+    return count
+
+
 def _schema(group: str, values: dict) -> type:
     if group in ENGINE_GROUPS:
         return ENGINE_GROUPS[group]
@@ -126,6 +141,7 @@ def typed_values(values: dict) -> dict:
             raise ValueError(f"the config has no `{group}` group")
         values[group] = typed_group(group, _schema(group, values[group]), values[group])
     values["trainer"]["progress"] = _typed_progress(values["trainer"]["progress"])
+    values["trainer"]["cpu_threads"] = _typed_threads(values["trainer"]["cpu_threads"])
     if values["dataset"].get("root"):  # the run folder's config.yaml works from any directory
         values["dataset"]["root"] = str(Path(values["dataset"]["root"]).expanduser().absolute())
     # Optional: run folders recorded before diagnostics existed take the defaults.
