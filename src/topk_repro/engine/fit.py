@@ -173,7 +173,8 @@ def _prepare(
     state = TrainState()
     if checkpoint is not None:
         state = TrainState.restore(checkpoint, model, optimizer)
-        print(f"resuming from epoch {state.epoch}")
+        if processes.is_main:
+            print(f"resuming from epoch {state.epoch}")
         _adopt_later_best(run_dir, state)
     if processes.is_main:
         run_dir.keep_metrics_until(state.epoch)
