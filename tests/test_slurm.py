@@ -7,8 +7,10 @@ and are skipped without one.  Each job asks for one CPU per process, so two fit 
 """
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -159,3 +161,18 @@ def test_a_preempted_job_is_requeued_and_ends_identical_to_an_uninterrupted_run(
         assert final[key] == reference[key], key
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["trainer"]["epochs"] == 8
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_the_sample_batch_script_trains_one_run_with_two_tasks(tmp_path):
+    folder = tmp_path / "run"
+    command = ["sbatch", "--wait", f"--output={tmp_path / 'job.out'}", "scripts/sbatch_example.sh"]
+    run_checked(
+        [*command, *tiny_overrides(tmp_path)],
+        env={**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(folder)},
+        timeout=300,
+    )
+    record = json.loads((folder / "run.json").read_text())
+    assert record["processes"]["world_size"] == 2 and record["processes"]["launcher"] == "srun"
+    assert json.loads((folder / "final.json").read_text())["status"] == "finished"
