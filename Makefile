@@ -14,7 +14,7 @@ DATA ?= data
 EXTRA ?=
 
 .PHONY: setup test test-full coverage check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau \
-	compare-losses compare-losses-demo study-cpu data-size-cpu tables sync-wandb clean
+	compare-losses compare-losses-demo study-cpu data-size-cpu tables docs-figures sync-wandb clean
 
 # The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
 # PyTorch implementation is used.
@@ -109,6 +109,11 @@ study-cpu data-size-cpu: setup
 
 tables: setup
 	$(PY) scripts/make_tables.py --runs-dir runs --out-dir results
+
+# The CPU studies' figures and tables the manual shows, copied into docs/img/ with their sources
+# (after make demo, make study-cpu and make data-size-cpu).
+docs-figures: setup
+	$(PY) scripts/docs_figures.py
 
 # Upload the offline W&B runs below RUNS (a sweep's folder), oldest segment first.
 RUNS ?= runs

@@ -7,7 +7,7 @@ python scripts/estimate_cost.py --runs 12 --epochs 300 --from-runs runs/cifar100
 import argparse
 from pathlib import Path
 
-from topk_repro.sweep import median_epoch_minutes
+from topk_repro.sweep import cost_text, median_epoch_minutes
 
 
 def main() -> None:
@@ -17,15 +17,14 @@ def main() -> None:
     parser.add_argument("--epoch-minutes", type=float)
     parser.add_argument("--from-runs", type=Path, help="measure the epoch time from run folders")
     args = parser.parse_args()
+    if args.epoch_minutes is None and args.from_runs is None:
+        raise SystemExit("give --epoch-minutes or --from-runs")
     minutes = args.epoch_minutes
     if args.from_runs:
         minutes = median_epoch_minutes(args.from_runs)
         if minutes is None:
             raise SystemExit(f"no metrics.jsonl under {args.from_runs}")
-    if minutes is None:
-        raise SystemExit("give --epoch-minutes or --from-runs")
-    hours = args.runs * args.epochs * minutes / 60
-    print(f"{args.runs} runs x {args.epochs} epochs x {minutes:.2f} min = {hours:.1f} GPU-hours")
+    print(cost_text(args.runs, args.epochs, minutes, given=args.from_runs is None))
 
 
 if __name__ == "__main__":

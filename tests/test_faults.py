@@ -170,7 +170,7 @@ def test_the_cost_estimate_skips_a_torn_metrics_line_naming_the_file(tmp_path):
             "estimate_cost.py", "--runs", "2", "--epochs", "30", "--from-runs", str(folder.parent)
         )
     )
-    assert "2.00 min = 2.0 GPU-hours" in result.stdout
+    assert "2.00 min/epoch (measured on existing runs) = about 2.0 GPU-hours" in result.stdout
     assert f"dropping the torn last line of {metrics}" in result.stderr
 
 

@@ -358,7 +358,7 @@ def test_estimate_cost_measures_the_epoch_time_from_run_folders(tmp_path):
     out = run_script_here(
         "estimate_cost.py", "--runs", "12", "--epochs", "300", "--from-runs", str(tmp_path)
     )
-    assert "12 runs x 300 epochs x 1.00 min = 60.0 GPU-hours" in out
+    assert "12 runs x 300 epochs x 1.00 min/epoch (measured on existing runs) = about 60.0" in out
 
 
 def test_a_repeated_seed_counts_once_and_unreadable_runs_are_skipped(tmp_path):

@@ -36,16 +36,24 @@ class Plan:
 
     def cost_line(self, epoch_minutes: float | None) -> str:
         """'<study>: N runs x E epochs x M min/epoch = about H GPU-hours' (or why unknown)."""
-        minutes = epoch_minutes or median_epoch_minutes(self.runs_dir / self.experiment)
-        head = f"{self.experiment}: {len(self.runs)} runs x {self.epochs} epochs"
-        if minutes is None:
-            return (
-                f"{head}; GPU-hours unknown: no epoch time measured yet (run one epoch, or "
-                "pass --epoch-minutes)"
-            )
-        source = "given" if epoch_minutes else "measured on existing runs"
-        hours = len(self.runs) * self.epochs * minutes / 60
-        return f"{head} x {minutes:.2f} min/epoch ({source}) = about {hours:.1f} GPU-hours"
+        measured = median_epoch_minutes(self.runs_dir / self.experiment)
+        return f"{self.experiment}: " + cost_text(
+            len(self.runs), self.epochs, epoch_minutes or measured, epoch_minutes is not None
+        )
+
+
+def cost_text(runs: int, epochs: int, minutes: float | None, given: bool) -> str:
+    """'N runs x E epochs x M min/epoch (given|measured on existing runs) = about H GPU-hours',
+    or why the cost is unknown (no epoch time)."""
+    head = f"{runs} runs x {epochs} epochs"
+    if minutes is None:
+        return (
+            f"{head}; GPU-hours unknown: no epoch time measured yet (run one epoch, or pass "
+            "--epoch-minutes)"
+        )
+    source = "given" if given else "measured on existing runs"
+    hours = runs * epochs * minutes / 60
+    return f"{head} x {minutes:.2f} min/epoch ({source}) = about {hours:.1f} GPU-hours"
 
 
 def _grid(sweeps: list[str]) -> dict[str, list[str]]:

@@ -37,7 +37,7 @@ from topk_repro.engine.distributed import (
 from topk_repro.engine.identity import check_folder_identity, run_identity
 from topk_repro.engine.interrupt import Interrupted, StopFlag
 from topk_repro.engine.loaders import build_loader
-from topk_repro.engine.logger import Logger, build_logger
+from topk_repro.engine.logger import BEST_IN_FINAL, Logger, build_logger
 from topk_repro.engine.loop import BatchSettings, NonFiniteLoss, evaluate, train_epoch
 from topk_repro.engine.record import (
     DataMismatch,
@@ -520,8 +520,8 @@ def _save_final(training: Training, status: str, **extra) -> dict:
     if training.processes.is_main:
         training.run_dir.write_json("final.json", final)
     # W&B's summary keeps each metric's last epoch (val/*, train/*, lr alike); the best epoch's
-    # values are under best/*, and final.json's (status and test metrics included) beside them.
-    training.logger.summary(final)
+    # values are under best/* (set at each improvement), and final.json's others beside them.
+    training.logger.summary({k: v for k, v in final.items() if k not in BEST_IN_FINAL})
     return final
 
 

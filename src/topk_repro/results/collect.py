@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from topk_repro.engine.identity import flatten, identity_digest, run_identity, without_seed
+from topk_repro.engine.logger import BEST_IN_FINAL
 
 
 def _read(path: Path, parse) -> dict | None:
@@ -80,6 +81,10 @@ def collect_wandb(api, entity: str, project: str) -> pd.DataFrame:
     for run in api.runs(f"{entity}/{project}", filters={"state": "finished"}):
         nested = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
         summary = {k: v for k, v in dict(run.summary).items() if not k.startswith("_")}
+        # the best epoch's values as final.json names them (the summary holds them as best/*)
+        summary.update(
+            {name: summary[key] for name, key in BEST_IN_FINAL.items() if key in summary}
+        )
         rows.append(
             {
                 **flatten(nested),
