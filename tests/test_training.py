@@ -14,7 +14,7 @@ import yaml
 
 from helpers import compose_config, run_checked, tiny_overrides, train_command
 from smooth_topk import cpu_kernel
-from topk_repro.engine import fit
+from topk_repro.engine import assembly, fit
 from topk_repro.engine.loop import NonFiniteLoss
 from topk_repro.engine.schedule import learning_rate
 from topk_repro.evaluation import load_run
@@ -125,7 +125,7 @@ def test_smoke_run_writes_complete_folder_and_finished_run_is_not_rerun(tmp_path
 
 
 def test_non_finite_loss_fails_with_epoch_and_step(tmp_path, monkeypatch):
-    real_build = fit.build_criterion
+    real_build = assembly.build_criterion
 
     def nan_at_third_step(cfg, num_classes):
         criterion, transform = real_build(cfg, num_classes)
@@ -138,7 +138,7 @@ def test_non_finite_loss_fails_with_epoch_and_step(tmp_path, monkeypatch):
 
         return poisoned, transform
 
-    monkeypatch.setattr(fit, "build_criterion", nan_at_third_step)
+    monkeypatch.setattr(assembly, "build_criterion", nan_at_third_step)
     cfg = compose_config(tiny_overrides(tmp_path))
     with pytest.raises(NonFiniteLoss, match="epoch 1, step 3"):
         fit.run(cfg, tmp_path / "run")

@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 import topk_repro.engine.naming  # noqa: F401  (registers the run-folder resolvers)
 from topk_repro.engine.console import kept_in
 from topk_repro.engine.distributed import launch_description
-from topk_repro.engine.fit import exit_code_of, run
-from topk_repro.engine.interrupt import Interrupted
+from topk_repro.engine.fit import run
+from topk_repro.engine.interrupt import Interrupted, exit_code_of
 from topk_repro.engine.loop import NonFiniteLoss
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
+from topk_repro.engine.assembly import build_loss, build_test_loader, test_metrics, tester
 from topk_repro.engine.device import pick_device
-from topk_repro.engine.fit import build_loss, build_test_loader, test_metrics
 from topk_repro.engine.loop import BatchSettings
 from topk_repro.engine.record import DataMismatch, data_differences
 from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir, describe_error
@@ -118,7 +118,8 @@ def evaluate_run(run: LoadedRun) -> dict:
     """Every test metric of the loaded model, named as final.json names the best model's
     (test/top1, test/top5, the top-k curve, group share, per-class accuracy)."""
     loader = build_test_loader(run.cfg, run.data, run.batches.device)
-    return test_metrics(run.model, loader, run, diagnose=True)
+    setup = tester(run.cfg, run.data, run.criterion, run.crop_transform, run.batches)
+    return test_metrics(run.model, loader, setup, diagnose=True)
 
 
 def recorded_metrics(final: dict, checkpoint: str) -> dict:

@@ -41,3 +41,29 @@ def kept_in(path: Path, enabled: bool = True) -> Iterator[None]:
             yield
         finally:
             sys.stdout, sys.stderr = out, err
+
+
+def epoch_line(epoch: int, epochs: int, row: dict) -> str:
+    """An epoch's line on the console: loss, validation accuracy, noisy-label fit, lr, time."""
+    memorised = row.get("memo/changed/noisy_top1")
+    return (
+        f"epoch {epoch}/{epochs}  loss {row['train/loss']:.4f}  "
+        f"val top1 {row['val/top1']:.2f}  top5 {row['val/top5']:.2f}  "
+        + (f"noisy labels fitted {memorised:.1f}%  " if memorised is not None else "")
+        + f"lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s"
+    )
+
+
+def closing_line(best: dict, final: dict) -> str:
+    """A finished run's last line: its best validation epoch and its test accuracy."""
+    return (
+        f"finished: best epoch {best['epoch']}, val top5 {best['val/top5']:.2f}, "
+        f"test top1 {final['test/top1']:.2f}, top5 {final['test/top5']:.2f}"
+    )
+
+
+def show_progress(setting) -> bool:
+    """trainer.progress: bars on a terminal (auto), always (true) or never (false)."""
+    if setting == "auto":
+        return sys.stderr.isatty()
+    return bool(setting)

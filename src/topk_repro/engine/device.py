@@ -1,4 +1,7 @@
-"""Which device a run uses: trainer.device, the torchrun local rank, or the Hydra job number."""
+"""Which device a run uses (trainer.device, the torchrun local rank, or the Hydra job number), and
+the torch settings that make it deterministic or fast."""
+
+import os
 
 import torch
 
@@ -15,3 +18,14 @@ def pick_device(setting: str, local_rank: int = 0, job_number: int | None = None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"trainer.device={setting} but CUDA is not available; use cpu or auto")
     return device
+
+
+def configure_torch(deterministic: bool) -> None:
+    """trainer.deterministic: deterministic algorithms (and cuBLAS workspace); else cuDNN's
+    autotuner."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True

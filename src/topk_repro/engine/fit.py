@@ -10,23 +10,29 @@ derive from (seed, epoch) alone, the resumed run ends with the same metrics as a
 one.  A finished run is not retrained unless `trainer.force=true` (then into a fresh folder).
 """
 
-import os
-import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import epoch_seed
-from topk_repro.engine.device import pick_device
-from topk_repro.engine.diagnostics import TopkDiagnostics, memorisation, probe_indices
+from topk_repro.engine.assembly import (
+    Loaders,
+    Tester,
+    build_loaders,
+    build_loss,
+    test_metrics,
+    tester,
+    wrap_for_training,
+)
+from topk_repro.engine.console import closing_line, epoch_line, show_progress
+from topk_repro.engine.device import configure_torch, pick_device
+from topk_repro.engine.diagnostics import memorisation
 from topk_repro.engine.distributed import (
     Processes,
     barrier,
@@ -35,34 +41,20 @@ from topk_repro.engine.distributed import (
     share_buffers_of_rank_zero,
 )
 from topk_repro.engine.identity import check_folder_identity, run_identity
-from topk_repro.engine.interrupt import Interrupted, StopFlag
-from topk_repro.engine.loaders import build_loader
+from topk_repro.engine.interrupt import Interrupted, StopFlag, exit_code_of, stop_flag
 from topk_repro.engine.logger import BEST_IN_FINAL, Logger, build_logger
 from topk_repro.engine.loop import BatchSettings, NonFiniteLoss, evaluate, train_epoch
 from topk_repro.engine.record import (
-    DataMismatch,
-    add_resume,
-    data_differences,
     now,
-    run_record,
-    run_segment,
 )
+from topk_repro.engine.resume import adopt_later_best, check_resumed_data, write_record
 from topk_repro.engine.run_dir import RunDir
 from topk_repro.engine.schedule import learning_rate
 from topk_repro.engine.settings import check_config, per_process_batch
 from topk_repro.engine.state import TrainState
 from topk_repro.engine.threads import set_cpu_threads
-from topk_repro.losses import LossData, build_criterion
 from topk_repro.models import build_model
 from topk_repro.optimizers import build_optimizer
-
-
-@dataclass(frozen=True)
-class Loaders:
-    train: object
-    val: object
-    test: object
-    probe: object | None = None  # the memorisation probe's images (diagnostics)
 
 
 @dataclass
@@ -75,10 +67,9 @@ class Training:
     data: DataBundle
     model: torch.nn.Module
     training_model: torch.nn.Module  # the model, wrapped for DDP and torch.compile when asked
-    criterion: torch.nn.Module
-    crop_transform: Callable[[torch.Tensor], torch.Tensor]
     optimizer: torch.optim.Optimizer
     loaders: Loaders
+    tester: Tester  # the criterion, crop transform and what test metrics need
     state: TrainState
     logger: Logger
     batches: BatchSettings
@@ -113,37 +104,13 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
             return run_dir.read_json("final.json")
         run_dir = run_dir.fresh_copy()
 
-    _configure_torch(cfg)
+    configure_torch(cfg.trainer.deterministic)
     set_cpu_threads(cfg.trainer.cpu_threads, processes.world_size)
     training = _prepare(cfg, identity, run_dir, device, processes)
     if training is None:
         print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
         return None
     return _train_and_test(training)
-
-
-def _stop_flag(processes: Processes) -> StopFlag:
-    """SIGINT and SIGTERM stop a run at the next step, except SIGTERM under submitit: there a
-    pre-emption may send SIGTERM before USR2, and submitit ignores it on purpose so that its
-    USR2 handler can checkpoint and requeue the job (which resumes from last.pt).  That USR2 is
-    noted (the run records it was pre-empted) and handed to submitit at the next step."""
-    if processes.launcher == "submitit":
-        return StopFlag((signal.SIGINT,), passed_on=(signal.SIGUSR2,))
-    return StopFlag((signal.SIGINT, signal.SIGTERM))
-
-
-def exit_code_of(stopped: Interrupted) -> int:
-    """The shell's code for a process ended by the signal: 128 + 15 (SIGTERM), 128 + 2."""
-    return 143 if str(stopped) == "SIGTERM" else 130
-
-
-def _configure_torch(cfg: DictConfig) -> None:
-    if cfg.trainer.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True
 
 
 def _prepare(
@@ -160,13 +127,13 @@ def _prepare(
     optimizer = build_optimizer(cfg.optim, model.parameters())
     checkpoint = run_dir.load_last(map_location=device)
     if checkpoint is not None:
-        _check_resumed_data(run_dir, data)
+        check_resumed_data(run_dir, data)
     if data.check_before_training is not None and cfg.trainer.epochs > 0:
         data.check_before_training(cfg.dataset.num_workers)
     record = None
     if processes.is_main:
         resuming = checkpoint is not None
-        record = _record(run_dir, cfg, identity, data, model, device, processes, resuming)
+        record = write_record(run_dir, cfg, identity, data, model, device, processes, resuming)
     if cfg.trainer.epochs == 0:
         return None
 
@@ -175,16 +142,11 @@ def _prepare(
         state = TrainState.restore(checkpoint, model, optimizer)
         if processes.is_main:
             print(f"resuming from epoch {state.epoch}")
-        _adopt_later_best(run_dir, state)
+        adopt_later_best(run_dir, state)
     if processes.is_main:
         run_dir.keep_metrics_until(state.epoch)
 
-    training_model = model
-    if processes.world_size > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        training_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if cfg.trainer.compile:
-        training_model = torch.compile(training_model)
+    batches = BatchSettings(device, cfg.trainer.amp, cfg.trainer.channels_last)
     logger = build_logger(cfg, run_dir.path, state.wandb_id, processes, record)
     state.wandb_id = logger.run_id
     if state.epoch:  # a resumed run's summary holds its best epoch from the start
@@ -195,145 +157,15 @@ def _prepare(
         processes=processes,
         data=data,
         model=model,
-        training_model=training_model,
-        criterion=criterion,
-        crop_transform=crop_transform,
+        training_model=wrap_for_training(model, cfg, device, processes),
         optimizer=optimizer,
-        loaders=_loaders(cfg, data, device, processes),
+        loaders=build_loaders(cfg, data, device, processes),
+        tester=tester(cfg, data, criterion, crop_transform, batches),
         state=state,
         logger=logger,
-        batches=BatchSettings(device, cfg.trainer.amp, cfg.trainer.channels_last),
-        progress=_progress(cfg, processes),
+        batches=batches,
+        progress=processes.is_main and show_progress(cfg.trainer.progress),
     )
-
-
-def build_loss(cfg: DictConfig, data: DataBundle) -> tuple:
-    """The run's criterion and crop transform; a loss may use the training labels' class
-    counts (the noisy labels it trains on)."""
-    counts = np.bincount(data.labels["train_noisy"], minlength=data.num_classes)
-    return build_criterion(cfg.loss, LossData(data.num_classes, counts))
-
-
-def _adopt_later_best(run_dir: RunDir, state: TrainState) -> None:
-    """After a resume from previous.pt, best.pt may hold a model of the epoch that is run again
-    (saved before last.pt was damaged).  It stays the selected model, and the state says so,
-    so that the model tested as "best" is always the one whose validation score is reported."""
-    best = run_dir.load_checkpoint("best.pt")  # on the CPU: only its record is read here
-    if best is None or best["epoch"] <= state.epoch or "best" not in best:
-        return
-    if best["best"]["val/top5"] > state.best["val/top5"]:
-        state.best = {key: best["best"][key] for key in ("epoch", "val/top1", "val/top5")}
-
-
-def _check_resumed_data(run_dir: RunDir, data: DataBundle) -> None:
-    """A resume trains on the data the run started on, or not at all: the rebuilt data record
-    is compared with run.json's (contents, not paths: a moved folder of the same files
-    resumes)."""
-    recorded = (run_dir.read_json("run.json") or {}).get("dataset")
-    differences = data_differences(recorded, data.record) if recorded is not None else []
-    if differences:
-        raise DataMismatch(
-            f"{run_dir.path} cannot resume: its data is not the data the run started on "
-            f"(run.json -> now):\n  " + "\n  ".join(differences) + "\nRestore that data, or "
-            "train on this data in another folder (paths.run_dir=...)."
-        )
-
-
-def _record(
-    run_dir: RunDir,
-    cfg: DictConfig,
-    identity: dict,
-    data: DataBundle,
-    model: torch.nn.Module,
-    device: torch.device,
-    processes: Processes,
-    resuming: bool,
-) -> dict:
-    """Write run.json (new, or with this resume's segment added), labels.npz and config.yaml
-    (the typed config); returns run.json's content."""
-    parameters = sum(p.numel() for p in model.parameters())
-    record = run_dir.read_json("run.json")
-    segment = run_segment(cfg, str(device))
-    if not resuming or record is None:
-        record = run_record(cfg, identity, data.record, segment)
-        record["processes"] = {
-            "world_size": processes.world_size,
-            "launcher": processes.launcher,
-            "batch_per_process": per_process_batch(cfg.trainer.batch_size, processes.world_size),
-        }
-        record["parameters"] = parameters
-        run_dir.save_labels(data.labels)
-    else:
-        changes = add_resume(record, segment)
-        if changes:
-            print(
-                f"resuming under another set-up ({'; '.join(changes)}): the results may differ "
-                "in the last digits from an uninterrupted run; run.json records both"
-            )
-    run_dir.write_json("run.json", record)
-    run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    print(
-        f"run folder {run_dir.path}\n{data.summary()}\n"
-        f"model {cfg.model.name}: {parameters / 1e6:.2f} M parameters; loss {cfg.loss.tag}"
-    )
-    return record
-
-
-def _loaders(cfg: DictConfig, data, device: torch.device, processes: Processes) -> Loaders:
-    """Train, validation and test loaders (ten-crop test items need the standard path)."""
-    common = {
-        "num_workers": cfg.dataset.num_workers,
-        "device": device,
-        "seed": cfg.seed,
-        "rank": processes.rank,
-        "world_size": processes.world_size,
-    }
-    kind = cfg.dataset.loader
-    batch = per_process_batch(cfg.trainer.batch_size, processes.world_size)
-    eval_batch = max(1, cfg.trainer.eval_batch_size // processes.world_size)
-    probe = None
-    probed = cfg.diagnostics.memorisation_images
-    if data.memorisation_probe is not None and probed > 0:
-        indices = probe_indices(len(data.train), probed, cfg.diagnostics.memorisation_seed)
-        probe = build_loader(
-            data.memorisation_probe(indices),
-            train=False,
-            batch_size=eval_batch,
-            loader=kind,
-            **common,
-        )
-    return Loaders(
-        train=build_loader(data.train, train=True, batch_size=batch, loader=kind, **common),
-        val=build_loader(data.val, train=False, batch_size=eval_batch, loader=kind, **common),
-        test=build_test_loader(cfg, data, device, processes.rank, processes.world_size),
-        probe=probe,
-    )
-
-
-def build_test_loader(
-    cfg: DictConfig, data: DataBundle, device, rank: int = 0, world_size: int = 1
-):
-    """The test loader (ten-crop test items need the standard path)."""
-    kind = "standard" if data.test_crops > 1 else cfg.dataset.loader
-    return build_loader(
-        data.test,
-        train=False,
-        batch_size=max(1, cfg.trainer.eval_batch_size // world_size // data.test_crops),
-        loader=kind,
-        num_workers=cfg.dataset.num_workers,
-        device=device,
-        seed=cfg.seed,
-        rank=rank,
-        world_size=world_size,
-    )
-
-
-def _progress(cfg: DictConfig, processes: Processes) -> bool:
-    if not processes.is_main:
-        return False
-    if cfg.trainer.progress == "auto":
-        return sys.stderr.isatty()
-    return bool(cfg.trainer.progress)
 
 
 def _train_and_test(training: Training) -> dict:
@@ -341,7 +173,7 @@ def _train_and_test(training: Training) -> dict:
     ended (finished, interrupted, preempted, failed) whatever happens, then the exception goes
     on."""
     exit_code = 0
-    stop = _stop_flag(training.processes)
+    stop = stop_flag(training.processes.launcher)
     try:
         with stop:
             _train_epochs(training, stop)
@@ -411,7 +243,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
         row = train_epoch(
             training.training_model,
             train_loader,
-            training.criterion,
+            training.tester.criterion,
             training.optimizer,
             epoch=epoch,
             batches=training.batches,
@@ -424,7 +256,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
             evaluate(
                 training.model,
                 val_loader,
-                training.criterion,
+                training.tester.criterion,
                 prefix="val",
                 batches=training.batches,
                 stop=stop,
@@ -451,58 +283,24 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
         if main:
             training.run_dir.append_metrics(row)
             training.run_dir.save_last(state.checkpoint(training.model, training.optimizer))
-            print(_line(epoch, cfg.trainer.epochs, row), flush=True)
+            print(epoch_line(epoch, cfg.trainer.epochs, row), flush=True)
         training.logger.log(row, epoch)
         barrier()
-
-
-def _line(epoch: int, epochs: int, row: dict) -> str:
-    memorised = row.get("memo/changed/noisy_top1")
-    return (
-        f"epoch {epoch}/{epochs}  loss {row['train/loss']:.4f}  "
-        f"val top1 {row['val/top1']:.2f}  top5 {row['val/top5']:.2f}  "
-        + (f"noisy labels fitted {memorised:.1f}%  " if memorised is not None else "")
-        + f"lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s"
-    )
 
 
 def _test(training: Training, stop: StopFlag) -> dict:
     """Test accuracy of the last epoch's model, then of the best-validation-top-5 one."""
 
-    last = test_metrics(training.model, training.loaders.test, training, stop)
+    last = test_metrics(training.model, training.loaders.test, training.tester, stop)
     best_state = training.run_dir.load_checkpoint("best.pt", map_location=training.batches.device)
     if best_state is not None:
         training.model.load_state_dict(best_state["model"])
-    best = test_metrics(training.model, training.loaders.test, training, stop, diagnose=True)
+    best = test_metrics(training.model, training.loaders.test, training.tester, stop, diagnose=True)
     return {
         **best,
         "last/test/top1": last["test/top1"],
         "last/test/top5": last["test/top5"],
     }
-
-
-def test_metrics(model, loader, training, stop=None, diagnose: bool = False) -> dict:
-    """The test metrics of `model`; with `diagnose`, the diagnostics' too (top-k curve, group
-    share, per-class accuracy).  `training` needs cfg, data, criterion, crop_transform and
-    batches (a Training, or evaluation.py's rebuilt run)."""
-    diagnostics = None
-    if diagnose:
-        diagnostics = TopkDiagnostics(
-            training.data.num_classes,
-            training.cfg.diagnostics.topk_max,
-            training.data.groups,
-            training.batches.device,
-        )
-    return evaluate(
-        model,
-        loader,
-        training.criterion,
-        prefix="test",
-        batches=training.batches,
-        stop=stop,
-        crop_transform=training.crop_transform,
-        diagnostics=diagnostics,
-    )
 
 
 def _save_final(training: Training, status: str, **extra) -> dict:
@@ -526,10 +324,6 @@ def _save_final(training: Training, status: str, **extra) -> dict:
 
 
 def _summarise(training: Training, final: dict) -> None:
-    """The closing line."""
-    best = training.state.best
+    """The closing line, from rank 0."""
     if training.processes.is_main:
-        print(
-            f"finished: best epoch {best['epoch']}, val top5 {best['val/top5']:.2f}, "
-            f"test top1 {final['test/top1']:.2f}, top5 {final['test/top5']:.2f}"
-        )
+        print(closing_line(training.state.best, final))

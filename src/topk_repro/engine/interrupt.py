@@ -63,3 +63,18 @@ class StopFlag:
                 handler(number, None)
         if self.signal_name:
             raise Interrupted(self.signal_name)
+
+
+def stop_flag(launcher: str) -> StopFlag:
+    """SIGINT and SIGTERM stop a run at the next step, except SIGTERM under submitit: there a
+    pre-emption may send SIGTERM before USR2, and submitit ignores it on purpose so that its
+    USR2 handler can checkpoint and requeue the job (which resumes from last.pt).  That USR2 is
+    noted (the run records it was pre-empted) and handed to submitit at the next step."""
+    if launcher == "submitit":
+        return StopFlag((signal.SIGINT,), passed_on=(signal.SIGUSR2,))
+    return StopFlag((signal.SIGINT, signal.SIGTERM))
+
+
+def exit_code_of(stopped: Interrupted) -> int:
+    """The shell's code for a process ended by the signal: 128 + 15 (SIGTERM), 128 + 2."""
+    return 143 if str(stopped) == "SIGTERM" else 130
