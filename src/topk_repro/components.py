@@ -7,7 +7,7 @@ group's `name` (engine/settings.py) and the tables ask the entry for the column 
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,30 @@ def look_up(registry: Mapping[str, Component], group: str, name) -> Component:
     if name not in registry:
         raise ValueError(f"{group}.name must be one of {', '.join(registry)}, got {name!r}")
     return registry[name]
+
+
+def outside_identity():
+    """A schema field whose value cannot change a run's results (where data lives, a worker
+    count, a display tag): left out of the run identity (engine/identity.py reads this)."""
+    return field(metadata={"identity": False})
+
+
+@dataclass
+class DatasetSettings:
+    """The keys every data set's config group has: what the engine reads of a data set."""
+
+    name: str
+    tag: str = outside_identity()
+    root: str = outside_identity()
+    num_classes: int
+    split_seed: int  # the train/validation split's seed
+    loader: str  # standard (DataLoader) | device (the whole split on the device)
+    num_workers: int = outside_identity()  # results do not depend on it
+
+
+@dataclass
+class LossSettings:
+    """The keys every loss's config group has."""
+
+    name: str
+    tag: str = outside_identity()

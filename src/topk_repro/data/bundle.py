@@ -20,6 +20,8 @@ class DataBundle:
     at `indices` unaugmented, labelled (clean, noisy), for data sets with label noise;
     `groups` names the classes' noise groups and gives each class's group;
     `test_transform` maps the data's raw images to the model's test input (for notebooks).
+    `seeds` are the seeds that drew the data (split, noise, subset), recorded in run.json; the
+    training labels (`train_labels`, the noisy ones) are what losses may count.
     """
 
     train: torch.utils.data.Dataset
@@ -33,6 +35,12 @@ class DataBundle:
     memorisation_probe: Callable[[np.ndarray], torch.utils.data.Dataset] | None = None
     groups: tuple[str, np.ndarray] | None = None
     test_transform: Callable | None = None
+    seeds: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def train_labels(self) -> np.ndarray:
+        """The labels the model trains on (noisy where the data set adds noise)."""
+        return self.labels["train_noisy"]
 
     def summary(self) -> str:
         noise = self.record.get("noise", {})

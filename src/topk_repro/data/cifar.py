@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from topk_repro.components import DatasetSettings, outside_identity
 from topk_repro.data import synthetic
 from topk_repro.data.arrays import ArrayDataset
 from topk_repro.data.augment import normalize
@@ -32,21 +33,14 @@ from topk_repro.data.splits import train_val_split
 
 
 @dataclass
-class CifarSettings:
-    """`dataset=cifar100`: the keys of configs/dataset/cifar100.yaml and their types."""
+class CifarSettings(DatasetSettings):
+    """`dataset=cifar100`: the keys of configs/dataset/cifar100.yaml beyond every data set's."""
 
-    name: str
-    root: str
-    download: bool
-    num_classes: int
-    split_seed: int
+    download: bool = outside_identity()
     val_count: int
     train_size: int | None
     val_size: int | None
     noise: NoiseSettings
-    loader: str
-    num_workers: int
-    tag: str
 
 
 @dataclass
@@ -131,6 +125,7 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
         memorisation_probe=memorisation_probe,
         groups=noise_groups(cfg.noise.mode, classes),
         test_transform=cifar_test_transform,
+        seeds={"noise": cfg.noise.seed, "split": cfg.split_seed},
     )
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
 
+from topk_repro.components import DatasetSettings
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import EpochSeeded
 from topk_repro.data.splits import balanced_subset
@@ -152,22 +153,15 @@ def _transforms(cfg):
 
 
 @dataclass
-class ImageNetSettings:
-    """`dataset=imagenet`: the keys of configs/dataset/imagenet.yaml and their types."""
+class ImageNetSettings(DatasetSettings):
+    """`dataset=imagenet`: the keys of configs/dataset/imagenet.yaml beyond every data set's."""
 
-    name: str
-    root: str
-    num_classes: int
     val_per_class: int
-    split_seed: int
     train_per_class: int | None
     subset_seed: int
     image_size: int
     resize: int
     test_crops: int
-    loader: str
-    num_workers: int
-    tag: str
 
 
 def build_imagenet(cfg) -> DataBundle:
@@ -223,4 +217,5 @@ def build_imagenet(cfg) -> DataBundle:
             "val_index": val_index,
         },
         test_crops=cfg.test_crops,
+        seeds={"noise": None, "split": cfg.split_seed, "subset": cfg.subset_seed},
     )

@@ -43,7 +43,7 @@ class Tester:
 def build_loss(cfg: DictConfig, data: DataBundle) -> tuple:
     """The run's criterion and crop transform; a loss may use the training labels' class
     counts (the noisy labels it trains on)."""
-    counts = np.bincount(data.labels["train_noisy"], minlength=data.num_classes)
+    counts = np.bincount(data.train_labels, minlength=data.num_classes)
     return build_criterion(cfg.loss, LossData(data.num_classes, counts))
 
 

@@ -1,8 +1,9 @@
 """A run's identity: the settings that can change its results, and a short digest of them.
 
 The identity is the whole resolved config, typed by its schemas (engine/settings.py, so `no` and
-`false` are one value), minus the keys listed in `NOT_IDENTITY`, which say where things live,
-how they are shown or how fast they run, but never what is computed.  Numbers are compared as
+`false` are one value), minus the keys that say where things live, how they are shown or how
+fast they run, but never what is computed: the engine's, listed in `NOT_IDENTITY`, and each
+component's, marked in its schema (`outside_identity()`, components.py).  Numbers are compared as
 floats rounded to 12 significant digits (booleans stay booleans), so `dataset.noise.p=0`,
 `0.0` and the `0.6000000000000001` of a float range are one run with 0.6.  Run folders are named
 `<readable name>-<digest>`, and a folder is reused (resumed, or reported finished) only by a run
@@ -10,15 +11,17 @@ of the same identity.
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import json
+from functools import cache
 
 from omegaconf import DictConfig
 
-from topk_repro.engine.settings import resolved_values, typed_values
+from topk_repro.engine.settings import COMPONENT_GROUPS, resolved_values, typed_values
 
-# Keys (and whole sections) that cannot change a run's results.  Keep this list in one place:
-# the README's "Run identity" section shows it.
+# Keys (and whole sections) outside the components' schemas that cannot change a run's results
+# (docs/run-folder.md, "Run identity", shows them).
 NOT_IDENTITY = (
     "hydra",  # Hydra's own settings: launcher, output folders
     "paths",  # where data and runs live
@@ -29,11 +32,6 @@ NOT_IDENTITY = (
     "study",  # how tables lay out a study's runs
     "resources",  # the size of a cluster job
     "diagnostics",  # measurements taken beside the training (memorisation), never part of it
-    "dataset.root",
-    "dataset.download",
-    "dataset.num_workers",  # results do not depend on it (per-sample augmentation seeds)
-    "dataset.tag",
-    "loss.tag",
     "trainer.device",  # recorded in run.json
     "trainer.cpu_threads",  # recorded in run.json per segment; a resume under another says so
     "trainer.eval_batch_size",
@@ -73,8 +71,22 @@ def flatten(value: dict, prefix: str = "") -> dict:
     return flat
 
 
+@cache
+def outside_identity_keys() -> frozenset[str]:
+    """The dotted keys that some component's schema marks `outside_identity()`."""
+    keys = set()
+    for group, registry in COMPONENT_GROUPS.items():
+        for entry in registry.values():
+            for field in dataclasses.fields(entry.settings):
+                if field.metadata.get("identity") is False:
+                    keys.add(f"{group}.{field.name}")
+    return frozenset(keys)
+
+
 def is_identity_key(key: str) -> bool:
     """Whether a dotted config key belongs to a run's identity."""
+    if key in outside_identity_keys():
+        return False
     return not any(key == name or key.startswith(f"{name}.") for name in NOT_IDENTITY)
 
 

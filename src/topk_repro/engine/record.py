@@ -12,7 +12,12 @@ import torch
 
 from smooth_topk import cpu_kernel
 from smooth_topk.dispatch import implementation_in_use
-from topk_repro.engine.identity import NOT_IDENTITY, flatten, identity_digest
+from topk_repro.engine.identity import (
+    NOT_IDENTITY,
+    flatten,
+    identity_digest,
+    outside_identity_keys,
+)
 
 # Where the data lives may change (a moved folder, evaluation elsewhere); what it is may not.
 NOT_DATA_IDENTITY = ("root",)
@@ -89,25 +94,22 @@ def add_resume(record: dict, segment: dict) -> list[str]:
     return changes
 
 
-def run_record(cfg, identity: dict, data_record: dict, segment: dict) -> dict:
-    """run.json of a new run whose first segment is `segment` (see `run_segment`)."""
+def run_record(cfg, identity: dict, data_record: dict, data_seeds: dict, segment: dict) -> dict:
+    """run.json of a new run whose first segment is `segment` (see `run_segment`);
+    `data_seeds` are the seeds that drew its data (the data bundle's)."""
     return {
         "experiment": cfg.experiment_name,
         "run_name": cfg.run_name,
         "identity": identity,  # every setting that can change the results (engine/identity.py)
         "identity_digest": identity_digest(identity),
-        "identity_excludes": list(NOT_IDENTITY),
+        "identity_excludes": [*NOT_IDENTITY, *sorted(outside_identity_keys())],
         "git": git_state(),
         "versions": versions(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         **{key: segment[key] for key in SEGMENT_KEYS},  # of the latest segment
         "segments": [segment],  # the start and every resume: what each ran on
-        "seeds": {
-            "train": cfg.seed,
-            "noise": cfg.dataset.noise.seed if "noise" in cfg.dataset else None,
-            "split": cfg.dataset.split_seed,
-        },
+        "seeds": {"train": cfg.seed, **data_seeds},
         "dataset": data_record,
         "start_time": segment["start_time"],
     }

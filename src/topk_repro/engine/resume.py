@@ -35,7 +35,7 @@ def write_record(
     record = run_dir.read_json("run.json")
     segment = run_segment(cfg, str(device))
     if not resuming or record is None:
-        record = run_record(cfg, identity, data.record, segment)
+        record = run_record(cfg, identity, data.record, data.seeds, segment)
         record["processes"] = {
             "world_size": processes.world_size,
             "launcher": processes.launcher,

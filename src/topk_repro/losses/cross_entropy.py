@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from topk_repro.components import LossSettings
+
 
 class CrossEntropy(nn.CrossEntropyLoss):
     """Cross-entropy computed in float32 whatever the autocast dtype of the logits."""
@@ -22,9 +24,7 @@ def average_probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class Settings:
-    name: str
-    tag: str
+class Settings(LossSettings):
     label_smoothing: float
 
 

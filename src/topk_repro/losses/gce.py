@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from topk_repro.components import LossSettings
 from topk_repro.losses.cross_entropy import average_probabilities
 from topk_repro.losses.function_loss import FunctionLoss
 
@@ -22,9 +23,7 @@ def generalised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, q: flo
 
 
 @dataclass
-class Settings:
-    name: str
-    tag: str
+class Settings(LossSettings):
     q: float
 
 

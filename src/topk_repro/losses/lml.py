@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from topk_repro.components import LossSettings
 from topk_repro.losses.cross_entropy import average_probabilities
 from topk_repro.losses.function_loss import FunctionLoss
 from topk_repro.losses.topk_svm import check_k
@@ -66,9 +67,7 @@ def lml_loss(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor
 
 
 @dataclass
-class Settings:
-    name: str
-    tag: str
+class Settings(LossSettings):
     k: int
 
 

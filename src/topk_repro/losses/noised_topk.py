@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from topk_repro.components import LossSettings
 from topk_repro.losses.topk_svm import check_k, raw_scores
 
 
@@ -72,9 +73,7 @@ def imbalanced_margins(alpha: float, class_counts) -> torch.Tensor:
 
 
 @dataclass
-class Settings:
-    name: str
-    tag: str
+class Settings(LossSettings):
     k: int
     alpha: float
     eps: float

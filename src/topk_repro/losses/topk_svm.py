@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from smooth_topk import HardTopkSVM, SmoothTopkSVM
+from topk_repro.components import LossSettings
 
 
 def raw_scores(logits: torch.Tensor) -> torch.Tensor:
@@ -31,18 +32,14 @@ def _checked(make, cfg, num_classes: int):
 
 
 @dataclass
-class SmoothSettings:
-    name: str
-    tag: str
+class SmoothSettings(LossSettings):
     k: int
     tau: float
     alpha: float
 
 
 @dataclass
-class HardSettings:
-    name: str
-    tag: str
+class HardSettings(LossSettings):
     k: int
     alpha: float
 

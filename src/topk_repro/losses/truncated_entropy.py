@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from topk_repro.components import LossSettings
 from topk_repro.losses.cross_entropy import average_probabilities
 from topk_repro.losses.function_loss import FunctionLoss
 from topk_repro.losses.topk_svm import check_k
@@ -30,9 +31,7 @@ def truncated_topk_entropy(logits: torch.Tensor, labels: torch.Tensor, k: int) -
 
 
 @dataclass
-class Settings:
-    name: str
-    tag: str
+class Settings(LossSettings):
     k: int
 
 
