@@ -17,12 +17,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-import topk_repro.engine.naming  # noqa: F401  (registers the config resolvers)
 from topk_repro.data.cifar_format import CifarSplit, write_meta, write_split
+from topk_repro.engine.naming import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout
 CONFIGS = ROOT / "configs"
 TRAIN = str(ROOT / "src" / "train.py")
+
+register_resolvers()  # the configs name run folders with them (cli.main does the same)
 
 
 def train_command(*overrides: str, multirun: bool = False) -> list[str]:

@@ -11,14 +11,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-import topk_repro.engine.naming  # noqa: F401  (registers the run-folder resolvers)
 from topk_repro.engine.console import kept_in
 from topk_repro.engine.distributed import launch_description
 from topk_repro.engine.fit import run
 from topk_repro.engine.interrupt import Interrupted, exit_code_of
 from topk_repro.engine.loop import NonFiniteLoss
+from topk_repro.engine.naming import register_resolvers
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# Here, not in main(): Hydra's launchers (joblib, submitit) run `_train` in processes that
+# import this module without calling main(), and resolve the run folder's name there.
+register_resolvers()
 SEARCHABLE_METRICS = ("best_val/top1", "best_val/top5")
 
 

@@ -1,4 +1,4 @@
-"""OmegaConf resolvers used by the configs to name run folders (registered once, on import).
+"""OmegaConf resolvers used by the configs to name run folders (`register_resolvers`).
 
 A run folder is `<runs_dir>/<experiment_name>/<run_name>-<identity digest>`: the readable name
 says what a person looks for, the digest (engine/identity.py) makes two runs that differ in any
@@ -38,11 +38,17 @@ def run_folder(run_dir, runs_dir, experiment_name, run_name, *, _root_) -> str:
     return str(Path(runs_dir) / experiment_name / run_subdir(run_name, _root_=_root_))
 
 
-for _name, _function in (
-    ("num", number),
-    ("size_tag", size_tag),
-    ("run_subdir", run_subdir),
-    ("run_folder", run_folder),
-):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _function)
+RESOLVERS = {
+    "num": number,
+    "size_tag": size_tag,
+    "run_subdir": run_subdir,
+    "run_folder": run_folder,
+}
+
+
+def register_resolvers() -> None:
+    """Make the configs' `${num:...}`, `${size_tag:...}`, `${run_subdir:...}` and
+    `${run_folder:...}` resolvable (once per process; again is a no-op)."""
+    for name, function in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
