@@ -102,7 +102,7 @@ def test_the_report_spec_names_every_loss_and_both_metrics(tiny_sweep, tmp_path)
     spec = json.loads(spec_path.read_text())
     grids = [block["metadata"] for block in spec["blocks"] if block["type"] == "panel-grid"]
     runsets = {runset["name"]: runset for grid in grids for runset in grid["runSets"]}
-    assert {"ce", "smooth_topk_svm", "p=0", "p=0.4", "summary"} <= set(runsets)
+    assert {"ce", "smooth_topk_svm", "noise p 0", "noise p 0.4", "summary"} <= set(runsets)
     loss_filter = runsets["smooth_topk_svm"]["filters"]["filters"]
     assert loss_filter[1]["key"] == {"section": "config", "name": "loss.name"}
     assert loss_filter[1]["value"] == "smooth_topk_svm"

@@ -1,17 +1,18 @@
 """A study's aggregates in W&B: its tables and figures logged to a summary run of the study's
 group, and a report (built with wandb-workspaces) holding the paper's figures.
 
-The report shows, for one experiment: the test top-1 and top-5 figure against the row setting
-(noise p) per loss with intervals (the summary run's image) and the same as native bar panels
-per noise level; `val/top5` and the memorisation measure against epoch, grouped by loss and
-noise level; and the comparison of all losses, one run set per loss.
+The report shows, for one experiment: the test top-1 and top-5 figure against the study's row
+setting (its `study.row`: noise p, data size, tau) per loss with intervals (the summary run's
+image) and the same as native bar panels per row value; `val/top5` and the memorisation measure
+against epoch, grouped by loss and row value; and the comparison of all losses, one run set per
+loss.
 """
 
 from pathlib import Path
 
 import pandas as pd
 
-from topk_repro.results.layout import METRICS, row_label
+from topk_repro.results.layout import METRICS, row_label, study_rows
 
 SUMMARY_JOB = "summary"
 
@@ -62,7 +63,8 @@ def build_report(
     where = {"entity": entity, "project": project} if online else {}
     chosen = runs[runs["experiment_name"] == experiment]
     losses = sorted(chosen["loss.name"].dropna().unique())
-    row_key = "dataset.noise.p"
+    layout = study_rows(chosen)  # the study's own rows: noise level, data size, tau, ...
+    row_key, row_name = layout.key, layout.name
     rows = sorted(chosen[row_key].dropna().unique()) if row_key in chosen else []
     base = f"Config('experiment_name') = '{experiment}'"
 
@@ -74,17 +76,19 @@ def build_report(
     figures = [
         wr.MediaBrowser(title=title, media_keys=[f"figure/{experiment}{suffix}"])
         for title, suffix in (
-            ("test top-1 and top-5 against noise p, mean and 95% interval", ""),
+            (f"test top-1 and top-5 against {row_name}, mean and 95% interval", ""),
             ("memorisation against epoch", "_memorisation"),
             ("test top-k against k", "_topk"),
         )
     ]
     per_row = [
         wr.PanelGrid(
-            runsets=[runset(f"p={row_label(row)}", f"Config('{row_key}') = {_quoted(row)}")],
+            runsets=[
+                runset(f"{row_name} {row_label(row)}", f"Config('{row_key}') = {_quoted(row)}")
+            ],
             panels=[
                 wr.BarPlot(
-                    title=f"{metric} at noise p = {row_label(row)}, by loss (mean ± stderr)",
+                    title=f"{metric} at {row_name} {row_label(row)}, by loss (mean ± stderr)",
                     metrics=[wr.SummaryMetric(metric)],
                     groupby=wr.Config("loss.name"),
                     groupby_aggfunc="mean",
@@ -99,7 +103,7 @@ def build_report(
         runsets=[runset("all runs", groupby=["config.loss.name", f"config.{row_key}"])],
         panels=[
             wr.LinePlot(
-                title=f"{metric} against epoch, by loss and noise p",
+                title=f"{metric} against epoch, by loss and {row_name}",
                 x="epoch",
                 y=[metric],
                 groupby_aggfunc="mean",
@@ -121,7 +125,7 @@ def build_report(
         ],
     )
     blocks = [
-        wr.H1(f"{experiment}: test accuracy against noise p"),
+        wr.H1(f"{experiment}: test accuracy against {row_name}"),
         wr.P(
             "Figures of `make tables` (mean over seeds, 95% t interval), logged by its summary run."
         ),
