@@ -320,6 +320,7 @@ def test_memorisation_and_topk_tables_and_figures_from_hand_made_runs(tmp_path):
     from topk_repro.results.collect import collect_runs
     from topk_repro.results.diagnostics import (
         final_memorisation,
+        fit_by_epoch,
         memorisation_curves,
         topk_curves,
     )
@@ -346,6 +347,10 @@ def test_memorisation_and_topk_tables_and_figures_from_hand_made_runs(tmp_path):
     assert table.loc[("0.6", "CE"), "memo/changed/noisy_top1"] == (
         f"40.0 [{40 - half:.1f}, {40 + half:.1f}] (n=3, epoch 2)"
     )
+    by_epoch = fit_by_epoch(curves)  # the demo's terminal table
+    assert list(by_epoch.index) == [1, 2]
+    assert by_epoch.loc[2, "CE, p=0.6"] == f"40.0 [{40 - half:.1f}, {40 + half:.1f}]"
+    assert by_epoch.loc[1, "SVM k=5 tau=1, p=0.6"] == "5.0 [5.0, 5.0]"
     topk = topk_curves(finished)
     first = topk[(topk["loss"] == "CE") & (topk["k"] == 1)].iloc[0]
     assert first["mean"] == pytest.approx(51.0) and len(topk) == 2 * 10

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import CONFIGS, compose_config
+from helpers import CONFIGS, compose_config, run_script_here
 from topk_repro.engine.settings import check_config
 
 
@@ -89,3 +89,27 @@ def test_every_preset_group_is_covered():
 def test_launcher_presets_select_the_hydra_plugin(launcher, target):
     cfg = compose_config([f"launcher={launcher}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith(target)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "listed"),
+    [
+        ("demo", ["demo: 6 runs x 48 epochs", "loss=ce seed=2", "loss=smooth_topk_svm seed=0"]),
+        (
+            "study_cpu",
+            ["study_cpu: 18 runs x 40 epochs", "loss=smooth_topk_svm dataset.noise.p=0.8 seed=2"],
+        ),
+        (
+            "data_size_cpu",
+            [
+                "data_size_cpu: 24 runs x 40 epochs",
+                "loss=ce dataset.train_size=500 seed=0",
+                "loss=smooth_topk_svm dataset.train_size=4000 seed=2",
+            ],
+        ),
+    ],
+)
+def test_the_cpu_studies_plans_list_their_seeds_and_sizes(experiment, listed):
+    out = run_script_here("plan_sweep.py", f"experiment={experiment}", "paths.runs_dir=/none")
+    for line in listed:
+        assert line in out, line
