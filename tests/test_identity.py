@@ -90,3 +90,15 @@ def test_folder_without_a_recorded_identity_is_not_reused(tmp_path):
     (folder / "run.json").write_text(json.dumps({"experiment": "old"}))
     with pytest.raises(RunFolderConflict, match="without its identity"):
         fit.run(compose_config(tiny_overrides(tmp_path)), folder)
+
+
+def test_run_json_records_the_commit_of_the_code_the_process_loaded(tmp_path, monkeypatch):
+    """A long-lived worker keeps the code it imported while HEAD moves: run.json names the
+    commit that was checked out when the engine was imported, not a later HEAD."""
+    from topk_repro.engine import record
+
+    loaded = dict(record.GIT_AT_IMPORT)
+    monkeypatch.setattr(record, "_git", lambda *args: "a later commit")
+    fit.run(compose_config(tiny_overrides(tmp_path, "trainer.epochs=1")), tmp_path / "run")
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["git"]
+    assert recorded == loaded and recorded["commit"] != "a later commit"

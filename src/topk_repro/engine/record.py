@@ -44,6 +44,11 @@ def git_state() -> dict:
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
+# Read when this process imports the engine, i.e. when it loads the code it runs: a long-lived
+# worker (joblib's, submitit's) would otherwise record a HEAD that moved after it started.
+GIT_AT_IMPORT = git_state()
+
+
 def versions() -> dict:
     found = {"python": sys.version.split()[0]}
     for name in PACKAGES:
@@ -103,7 +108,7 @@ def run_record(cfg, identity: dict, data_record: dict, data_seeds: dict, segment
         "identity": identity,  # every setting that can change the results (engine/identity.py)
         "identity_digest": identity_digest(identity),
         "identity_excludes": [*NOT_IDENTITY, *sorted(outside_identity_keys())],
-        "git": git_state(),
+        "git": GIT_AT_IMPORT,
         "versions": versions(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
