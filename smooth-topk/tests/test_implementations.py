@@ -122,7 +122,7 @@ def test_compiled_kernel_agrees_with_the_pytorch_paths(k, tau, spread, dtype):
     labels = torch.randint(0, 300, (48,), generator=generator)
     weight = torch.rand(48, generator=generator, dtype=dtype)
     # The kernel keeps every row, so the comparison below is of the kernel's own results.
-    assert cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, 1.0, False)[1].all()
+    assert cpu_kernel.CpuKernelLoss.apply(scores, labels, k, tau, 1.0, False)[1].all()
     if spread > 2:
         assert SmoothTopkPowerSums.apply(scores, labels, k, tau, 1.0)[1].float().mean() < 0.5
     if spread > 5:  # the linear-space tree has the range of the kernel's linear products
@@ -146,7 +146,7 @@ def test_compiled_kernel_takes_hard_rows_and_flags_only_non_finite_ones():
     scores[4, 9] = float("-inf")
     scores[5, 5] = 1e4  # the label far ahead of every other class
     scores[7] *= 1e4  # sigma_k below 1e-300: only log space holds it
-    loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, 5, 0.1, 1.0, False)
+    loss, safe = cpu_kernel.CpuKernelLoss.apply(scores, labels, 5, 0.1, 1.0, False)
     assert safe.tolist() == [True, True, False, False, False, True, True, True]
     kept = torch.tensor([0, 1, 5, 6, 7])
     with dispatch.use("pytorch"):

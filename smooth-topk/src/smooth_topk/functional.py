@@ -112,7 +112,7 @@ def _cpu_kernel_loss(scores, labels, k: int, tau: float, alpha: Margin) -> torch
         margins = cpu_kernel.margins(alpha)
         return cpu_kernel.loss_and_grad(scores, labels, margins, k, tau, TARGET[scores.dtype])[0]
     want_grad = torch.is_grad_enabled() and scores.requires_grad
-    loss, safe = cpu_kernel.SmoothTopkCompiled.apply(scores, labels, k, tau, alpha, want_grad)
+    loss, safe = cpu_kernel.CpuKernelLoss.apply(scores, labels, k, tau, alpha, want_grad)
     return _replace_unsafe_rows(
         loss, safe, scores, labels, alpha, lambda s, y, a: _pytorch_loss(s, y, k, tau, a)
     )

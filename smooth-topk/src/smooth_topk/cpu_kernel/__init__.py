@@ -125,7 +125,7 @@ def margins(alpha, device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.full((1,), alpha, dtype=torch.float64, device=device)
 
 
-class SmoothTopkCompiled(torch.autograd.Function):
+class CpuKernelLoss(torch.autograd.Function):
     """Per-row loss and a mask of the rows computed (False: non-finite scores, left to the
     caller).  The gradient is computed with the loss (when `want_grad`) and scaled in place by
     the upstream gradient in the backward: a fresh buffer there would cost more than the
@@ -159,7 +159,7 @@ class SmoothTopkCompiled(torch.autograd.Function):
 # The kernel as one operator that torch.compile can place in a graph (no graph break): the loss
 # and its gradient in one call.  The kernel leaves rows with non-finite scores to its caller;
 # here they give NaN, as in cross-entropy (eager calls compute them in log space).  Eager calls
-# keep SmoothTopkCompiled, whose backward scales the gradient in place instead of allocating.
+# keep CpuKernelLoss, whose backward scales the gradient in place instead of allocating.
 @torch.library.custom_op("smooth_topk::cpu_loss_and_grad", mutates_args=())
 def loss_and_grad(
     scores: torch.Tensor,
