@@ -1,4 +1,4 @@
-"""`make demo`: the paper's mechanism in about five minutes on 2 CPU cores.
+"""`make demo`: the paper's mechanism in about eight minutes on 2 CPU cores.
 
 Cross-entropy and the smooth top-5 SVM (L_{5,1}) train on the harder synthetic set with 60% of
 the training labels changed (block noise), 3 seeds each, two runs at a time.  After every epoch
