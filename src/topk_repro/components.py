@@ -31,6 +31,13 @@ def look_up(registry: Mapping[str, Component], group: str, name) -> Component:
     return registry[name]
 
 
+def at_least(key: str, value, lowest) -> None:
+    """A range check every component's `check` and the engine's config check share: ValueError
+    naming the key when `value` < `lowest`."""
+    if value < lowest:
+        raise ValueError(f"{key} must be >= {lowest}, got {value}")
+
+
 def outside_identity():
     """A schema field whose value cannot change a run's results (where data lives, a worker
     count, a display tag): left out of the run identity (engine/identity.py reads this)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from topk_repro.components import Component, look_up
+from topk_repro.components import Component, at_least, look_up
 
 
 @dataclass
@@ -41,24 +41,19 @@ class AdamWSettings(OptimizerSettings):
     eps: float = 1e-8
 
 
-def _at_least(key: str, value, lowest) -> None:
-    if value < lowest:
-        raise ValueError(f"{key} must be >= {lowest}, got {value}")
-
-
 def _check_common(cfg) -> None:
     if not cfg.lr > 0:
         raise ValueError(f"optim.lr must be > 0, got {cfg.lr}")
-    _at_least("optim.weight_decay", cfg.weight_decay, 0)
+    at_least("optim.weight_decay", cfg.weight_decay, 0)
     if not cfg.gamma > 0:
         raise ValueError(f"optim.gamma must be > 0, got {cfg.gamma}")
     for milestone in cfg.milestones:
-        _at_least("optim.milestones", milestone, 1)
+        at_least("optim.milestones", milestone, 1)
 
 
 def _check_sgd(cfg) -> None:
     _check_common(cfg)
-    _at_least("optim.momentum", cfg.momentum, 0)
+    at_least("optim.momentum", cfg.momentum, 0)
     if cfg.nesterov and cfg.momentum == 0:
         raise ValueError("optim.nesterov=true needs optim.momentum > 0")
 

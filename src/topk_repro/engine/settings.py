@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from omegaconf.nodes import BooleanNode
 
+from topk_repro.components import at_least
 from topk_repro.data import BUILDERS
 from topk_repro.data.label_noise import check_noise
 from topk_repro.losses import LOSSES, LossData, build_criterion
@@ -176,23 +177,18 @@ def per_process_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def _at_least(key: str, value, lowest) -> None:
-    if value < lowest:
-        raise ValueError(f"{key} must be >= {lowest}, got {value}")
-
-
 def check_config(cfg: DictConfig) -> DictConfig:
     """The typed config (`typed_config`), after failing on values that cannot be right, naming
     the key."""
     cfg = typed_config(cfg)
     trainer, dataset = cfg.trainer, cfg.dataset
-    _at_least("trainer.epochs", trainer.epochs, 0)
-    _at_least("trainer.batch_size", trainer.batch_size, 1)
-    _at_least("trainer.eval_batch_size", trainer.eval_batch_size, 1)
+    at_least("trainer.epochs", trainer.epochs, 0)
+    at_least("trainer.batch_size", trainer.batch_size, 1)
+    at_least("trainer.eval_batch_size", trainer.eval_batch_size, 1)
     check_optimizer(cfg.optim)
-    _at_least("dataset.num_workers", dataset.num_workers, 0)
-    _at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
-    _at_least("diagnostics.topk_max", cfg.diagnostics.topk_max, 5)
+    at_least("dataset.num_workers", dataset.num_workers, 0)
+    at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
+    at_least("diagnostics.topk_max", cfg.diagnostics.topk_max, 5)
     if cfg.logger.mode not in LOGGER_MODES:
         raise ValueError(
             f"logger.mode must be one of {', '.join(LOGGER_MODES)}, got {cfg.logger.mode!r}"
