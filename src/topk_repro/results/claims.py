@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from topk_repro.results.layout import baseline_label, finished_runs, label_of
+from topk_repro.results.layout import baseline_label, finished_runs, label_of, latest_per_run
 from topk_repro.results.statistics import Interval, paired_difference
 
 HOLDS, FAILS, UNCLEAR, LACKS_RUNS = "holds", "fails", "unclear", "lacks runs"
@@ -192,7 +192,7 @@ def _declared(runs: pd.DataFrame) -> tuple[list[str], bool]:
     families = []
     if not {"study.claims", "study.sized_for_claims"} <= set(runs.columns):
         return [], False
-    last = runs.sort_values([c for c in ("end_time", "run_dir") if c in runs]).iloc[-1]
+    last = latest_per_run(runs).iloc[-1]  # ordered by end time, as every reader orders runs
     value = last["study.claims"]
     if isinstance(value, str):
         families = [value]
