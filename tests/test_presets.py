@@ -97,14 +97,14 @@ def test_launcher_presets_select_the_hydra_plugin(launcher, target):
         ("demo", ["demo: 6 runs x 48 epochs", "loss=ce seed=2", "loss=smooth_topk_svm seed=0"]),
         (
             "study_cpu",
-            ["study_cpu: 18 runs x 40 epochs", "loss=smooth_topk_svm dataset.noise.p=0.8 seed=2"],
+            ["study_cpu: 18 runs x 90 epochs", "loss=smooth_topk_svm dataset.noise.p=0.8 seed=2"],
         ),
         (
             "data_size_cpu",
             [
-                "data_size_cpu: 24 runs x 40 epochs",
-                "loss=ce dataset.train_size=500 seed=0",
-                "loss=smooth_topk_svm dataset.train_size=4000 seed=2",
+                "data_size_cpu: 24 runs x 90 epochs",
+                "loss=ce dataset.train_size=250 seed=0",
+                "loss=smooth_topk_svm dataset.train_size=2000 seed=2",
             ],
         ),
     ],

@@ -111,25 +111,43 @@ def fake_run(
     official: bool = True,
     tau: float | None = None,
     name: str | None = None,
+    fit: float = 99.0,
+    noisy_fit: float = 90.0,
+    lr: float | None = None,
 ) -> Path:
-    """A hand-made finished run folder with exactly the files the table builder reads."""
+    """A hand-made finished run folder with exactly the files the table builder reads, under
+    its study's protocol (Table 2's for imagenet_subsets, Table 1's otherwise) and in its regime
+    unless told: `fit` is the last epoch's fit of the training labels (top-1 and top-5),
+    `noisy_fit` that of the changed labels when p > 0."""
     folder = runs_dir / experiment / (name or f"{loss}-{p}-{per_class}-{seed}-{tau}")
     folder.mkdir(parents=True)
+    table_2 = experiment == "imagenet_subsets"
     if tau is None:
-        tau = 1.0 if experiment != "imagenet_subsets" else 0.1
+        tau = 0.1 if table_2 else 1.0
     loss_config = (
-        {"name": loss, "k": 5, "tau": tau} if loss == "smooth_topk_svm" else {"name": loss}
+        {"name": loss, "k": 5, "tau": tau, "alpha": 1.0}
+        if loss == "smooth_topk_svm"
+        else {"name": loss}
     )
     if loss in ("hard_topk_svm", "lml"):
         loss_config["k"] = 5
+    svm_optimiser = table_2 and loss != "ce"
     config = {
         "experiment_name": experiment,
         "seed": seed,
         "loss": loss_config,
+        "optim": {
+            "lr": lr or (1.0 if svm_optimiser else 0.1),
+            "weight_decay": 2.5e-5 if svm_optimiser else 1.0e-4,
+        },
         "dataset": {"noise": {"p": p}, "train_per_class": per_class},
         "study": STUDIES.get(experiment, STUDIES["cifar100_noise"]),
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    last_epoch = {"epoch": 1, "memo/unchanged/top1": fit, "memo/unchanged/top5": fit}
+    if p > 0:
+        last_epoch["memo/changed/noisy_top1"] = noisy_fit
+    (folder / "metrics.jsonl").write_text(json.dumps(last_epoch) + "\n")
     (folder / "run.json").write_text(json.dumps({"dataset": {"official": official}}))
     (folder / "final.json").write_text(
         json.dumps({"status": "finished", "test/top1": top1, "test/top5": top5})
@@ -194,6 +212,8 @@ def test_one_seed_gives_a_direction_never_a_verdict(tmp_path):
 
 def test_an_interval_across_zero_is_unclear(tmp_path):
     # SVM - CE on top-5 at p = 0.4 over 3 seeds: +3, -1, +1 (the interval straddles 0).
+    fake_seeds(tmp_path, "cifar100_noise", "ce", 70, 90, p=0.0)
+    fake_seeds(tmp_path, "cifar100_noise", "smooth_topk_svm", 68, 89, p=0.0)
     for seed, (ce5, svm5) in enumerate(((60, 63), (62, 61), (61, 62))):
         fake_run(tmp_path, "cifar100_noise", "ce", 40, ce5, p=0.4, seed=seed)
         fake_run(tmp_path, "cifar100_noise", "smooth_topk_svm", 45 + seed, svm5, p=0.4, seed=seed)
@@ -247,6 +267,120 @@ def test_claims_lacking_runs_are_reported(tmp_path):
     fake_run(tmp_path, "cifar100_noise", "ce", 70, 90, p=0.0)
     claims = check_claims(collect_runs(tmp_path))
     assert {c.status for c in claims} == {"lacks runs"}
+
+
+def noise_study(runs_dir: Path, svm_gain: float = 5.0, **svm) -> None:
+    """Table 1's study on hand-made runs, 3 seeds at p = 0, 0.4, 0.8: the SVM ahead by
+    `svm_gain` with noise (more at 0.8), behind when clean; `svm` changes the SVM's runs."""
+    for p in (0.0, 0.4, 0.8):
+        gain = -2.0 if p == 0 else svm_gain * (1 + p)
+        fake_seeds(runs_dir, "cifar100_noise", "ce", 50, 70, p=p, spread=(0, 0, 0))
+        fake_seeds(runs_dir, "cifar100_noise", "smooth_topk_svm", 50 + gain, 70 + gain, p=p, **svm)
+
+
+def test_a_regime_not_reached_gives_no_verdict_and_names_the_measure(tmp_path):
+    noise_study(tmp_path)
+    for seed in range(3):  # CE underfits its clean labels, and fits little of the noise
+        fake_run(
+            tmp_path,
+            "cifar100_noise",
+            "ce",
+            50,
+            70,
+            p=0.0,
+            seed=seed,
+            fit=46.0,
+            name=f"underfit-clean-{seed}",
+        )
+        fake_run(
+            tmp_path,
+            "cifar100_noise",
+            "ce",
+            50,
+            70,
+            p=0.8,
+            seed=seed,
+            noisy_fit=5.8,
+            name=f"underfit-noisy-{seed}",
+        )
+    for folder in tmp_path.glob("cifar100_noise/ce-*"):
+        if "-0.4-" not in folder.name:
+            shutil.rmtree(folder)
+    claims = check_claims(collect_runs(tmp_path))
+    assert len(claims) == 3
+    assert {c.status for c in claims} == {"regime not reached: no verdict"}
+    for claim in claims:
+        assert "CE fits 46.0% of its training labels (top-1, p 0, mean of 3 seeds), needs 95%" in (
+            claim.detail
+        )
+        assert "CE fits 5.8% of the changed labels (top-1, p 0.8, mean of 3 seeds), needs 50%" in (
+            claim.detail
+        )
+    assert "Differences: p=0.4 top1: +7.00 [" in claims[0].detail  # shown, without a verdict
+
+
+def test_the_smooth_svm_is_held_to_its_own_k_and_threshold(tmp_path):
+    noise_study(tmp_path)
+    for folder in tmp_path.glob("cifar100_noise/smooth_topk_svm-0.0-*"):
+        metrics = folder / "metrics.jsonl"  # fits 99% at top-1 but 90% at top-5, its k
+        metrics.write_text(
+            json.dumps({"epoch": 1, "memo/unchanged/top1": 99.0, "memo/unchanged/top5": 90.0})
+            + "\n"
+        )
+    (claim, *_) = check_claims(collect_runs(tmp_path))
+    assert claim.status == "regime not reached: no verdict"
+    assert "SVM k=5 tau=1 fits 90.0% of its training labels (top-5, p 0" in claim.detail
+
+
+def test_runs_without_memorisation_records_are_not_measured(tmp_path):
+    noise_study(tmp_path)
+    for metrics in tmp_path.glob("*/*/metrics.jsonl"):
+        metrics.unlink()
+    claims = check_claims(collect_runs(tmp_path))
+    assert {c.status for c in claims} == {"regime not measured: no verdict"}
+    assert "CE at p 0 has no memo/unchanged/top1 at its last epoch" in claims[0].detail
+
+
+def test_runs_under_another_protocol_give_no_verdict_and_name_the_key(tmp_path):
+    noise_study(tmp_path, tau=0.1)  # Table 1 is L_{5,1}
+    claims = check_claims(collect_runs(tmp_path))
+    assert {c.status for c in claims} == {"other protocol: no verdict"}
+    assert "other protocol: loss.tau = 0.1, the paper's 1" in claims[0].detail
+
+    # Table 2 trains the SVM at 10 times CE's learning rate; here it had CE's.
+    runs_dir = tmp_path / "imagenet"
+    for size in (64, None):
+        fake_seeds(runs_dir, "imagenet_subsets", "ce", 30, 55, per_class=size, spread=(0, 0, 0))
+        fake_seeds(runs_dir, "imagenet_subsets", "smooth_topk_svm", 31, 58, per_class=size, lr=0.1)
+    claims = check_claims(collect_runs(runs_dir))
+    assert {c.status for c in claims} == {"other protocol: no verdict"}
+    assert "other protocol: optim.lr of SVM k=5 tau=0.1 / CE = 1, the paper's 10" in (
+        claims[0].detail
+    )
+
+
+def test_the_wandb_report_carries_the_claims_and_why_they_get_no_verdict(tmp_path):
+    pytest.importorskip("wandb_workspaces")
+    from topk_repro.results.wandb_export import build_report, report_spec
+
+    noise_study(tmp_path)
+    for folder in tmp_path.glob("cifar100_noise/ce-0.0-*"):
+        (folder / "metrics.jsonl").write_text(json.dumps({"memo/unchanged/top1": 46.0}) + "\n")
+    spec = report_spec(build_report(collect_runs(tmp_path), "cifar100_noise", "someone", "p"))
+    assert "regime not reached: no verdict" in spec
+    assert "CE fits 46.0% of its training labels (top-1, p 0, mean of 3 seeds), needs 95%" in spec
+
+
+def test_a_data_size_study_must_fit_its_reduced_sets(tmp_path):
+    for size, fit in ((64, 80.0), (None, 60.0)):  # the whole set need not be fitted
+        fake_seeds(tmp_path, "imagenet_subsets", "ce", 30, 55, per_class=size, spread=(0, 0, 0))
+        fake_seeds(tmp_path, "imagenet_subsets", "smooth_topk_svm", 31, 58, per_class=size, fit=fit)
+    claims = check_claims(collect_runs(tmp_path))
+    assert {c.status for c in claims} == {"regime not reached: no verdict"}
+    assert "fits 80.0% of its training labels (top-5, size 64, mean of 3 seeds), needs 95%" in (
+        claims[0].detail
+    )
+    assert "size all" not in claims[0].detail
 
 
 def test_tables_with_and_without_paper_values_and_seed_statistics(tmp_path):
@@ -409,6 +543,7 @@ def test_tau_study_table_has_one_cell_per_configuration(tmp_path):
 
 def test_paired_differences_and_their_intervals_on_hand_made_runs(tmp_path):
     runs_dir = tmp_path / "runs"
+    fake_seeds(runs_dir, "compare_losses", "ce", 70, 90, p=0.0)  # the regime's clean CE runs
     # CE and LML at p = 0.6 over three seeds; LML - CE per seed on top-5: 2, 3, 4.
     for seed, (ce5, lml5) in enumerate(((50.0, 52.0), (54.0, 57.0), (52.0, 56.0))):
         fake_run(runs_dir, "compare_losses", "ce", 30.0, ce5, p=0.6, seed=seed)

@@ -1,4 +1,5 @@
-"""One row per run: flat config keys, the run's identity, and final.json.
+"""One row per run: flat config keys, the run's identity, final.json and the last epoch's
+memorisation measures.
 
 Each row carries `run_id` (the digest of the run's identity, engine/identity.py) and `config_id`
 (the same without the seed): tables average over the distinct seeds of one `config_id`, and
@@ -14,6 +15,7 @@ import yaml
 
 from topk_repro.engine.identity import flatten, identity_digest, run_identity, without_seed
 from topk_repro.engine.logger import BEST_IN_FINAL
+from topk_repro.engine.run_dir import read_metrics
 
 
 def _read(path: Path, parse) -> dict | None:
@@ -39,6 +41,20 @@ def identity_columns(identity: dict) -> dict:
     }
 
 
+def last_memorisation(folder: Path) -> dict:
+    """The memorisation measures (`memo/*`) of the run's last epoch in metrics.jsonl, as a W&B
+    summary holds them: the claims check reads the regime from them.  {} when there are none;
+    a damaged file is named in a warning."""
+    try:
+        rows = read_metrics(folder / "metrics.jsonl")
+    except (OSError, ValueError) as error:
+        warnings.warn(f"{folder}: no regime measures ({error})", stacklevel=3)
+        return {}
+    if not rows:
+        return {}
+    return {k: v for k, v in rows[-1].items() if k.startswith("memo/")}
+
+
 def run_row(folder: Path) -> dict | None:
     """The row of one run folder, or None when it has no readable resolved config (not a run)
     or an unreadable record or final.json (skipped with a warning)."""
@@ -61,6 +77,7 @@ def run_row(folder: Path) -> dict | None:
         "git_commit": record.get("git", {}).get("commit"),
         "noise_realised": dataset.get("noise", {}).get("realised_fraction"),
         "status": final.get("status", "not started"),
+        **last_memorisation(folder),
         **{k: v for k, v in final.items() if k != "status"},
     }
 

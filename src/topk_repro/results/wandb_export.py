@@ -4,14 +4,15 @@ group, and a report (built with wandb-workspaces) holding the paper's figures.
 The report shows, for one experiment: the test top-1 and top-5 figure against the study's row
 setting (its `study.row`: noise p, data size, tau) per loss with intervals (the summary run's
 image) and the same as native bar panels per row value; `val/top5` and the memorisation measure
-against epoch, grouped by loss and row value; and the comparison of all losses, one run set per
-loss.
+against epoch, grouped by loss and row value; the comparison of all losses, one run set per
+loss; and the claims check of the study (results/claims.py), verdicts or the reasons for none.
 """
 
 from pathlib import Path
 
 import pandas as pd
 
+from topk_repro.results.claims import check_claims, claims_markdown
 from topk_repro.results.layout import METRICS, row_label, study_rows
 
 SUMMARY_JOB = "summary"
@@ -136,6 +137,9 @@ def build_report(
         wr.H1("All losses compared"),
         comparison,
     ]
+    claims = check_claims(chosen)
+    if claims:
+        blocks += [wr.H1("The paper's claims"), wr.MarkdownBlock(text=claims_markdown(claims))]
     return wr.Report(
         entity=entity,
         project=project,
