@@ -94,7 +94,7 @@ def test_launcher_presets_select_the_hydra_plugin(launcher, target):
 @pytest.mark.parametrize(
     ("experiment", "listed"),
     [
-        ("demo", ["demo: 6 runs x 48 epochs", "loss=ce seed=2", "loss=smooth_topk_svm seed=0"]),
+        ("demo", ["demo: 6 runs x 90 epochs", "loss=ce seed=2", "loss=smooth_topk_svm seed=0"]),
         (
             "study_cpu",
             ["study_cpu: 18 runs x 90 epochs", "loss=smooth_topk_svm dataset.noise.p=0.8 seed=2"],
@@ -113,3 +113,63 @@ def test_the_cpu_studies_plans_list_their_seeds_and_sizes(experiment, listed):
     out = run_script_here("plan_sweep.py", f"experiment={experiment}", "paths.runs_dir=/none")
     for line in listed:
         assert line in out, line
+
+
+STUDIES_WITH_CLAIMS = ["study_cpu", "data_size_cpu", "cifar100_noise", "imagenet_subsets"]
+
+
+@pytest.mark.parametrize("experiment", [*STUDIES_WITH_CLAIMS, "compare_losses"])
+def test_each_study_is_under_the_protocol_of_the_claims_it_declares(experiment):
+    """The settings each swept loss trains with, read as the claims check reads run folders:
+    a sized study whose preset strays from its claims' protocol would never get a verdict."""
+    import pandas as pd
+
+    from topk_repro.engine.identity import flatten
+    from topk_repro.results.claims import FAMILIES, _svm_label
+    from topk_repro.results.layout import baseline_label, loss_label
+    from topk_repro.results.preconditions import protocol_deviations
+
+    cfg = compose_config([f"experiment={experiment}"], return_hydra_config=True)
+    rows = [
+        flatten(
+            OmegaConf.to_container(
+                compose_config([f"experiment={experiment}", f"loss={loss}"]), resolve=True
+            )
+        )
+        for loss in _swept_losses(cfg)
+    ]
+    runs = pd.DataFrame(rows)
+    runs["loss"] = runs.apply(loss_label, axis=1)
+    assert cfg.study.sized_for_claims and cfg.study.claims
+    for family in cfg.study.claims:
+        chosen = FAMILIES[family]
+        found = protocol_deviations(
+            runs, chosen.protocol, baseline_label(runs), _svm_label(runs), chosen.compared(runs)
+        )
+        assert found == [], (family, found)
+
+
+def test_the_protocol_check_sees_a_preset_that_strays_from_it():
+    """The test above can fail: the CPU data-size study at CE's learning rate is refused."""
+    import pandas as pd
+
+    from topk_repro.engine.identity import flatten
+    from topk_repro.results.claims import FAMILIES
+    from topk_repro.results.layout import loss_label
+    from topk_repro.results.preconditions import protocol_deviations
+
+    rows = [
+        flatten(
+            OmegaConf.to_container(
+                compose_config(["experiment=data_size_cpu", f"loss={loss}", "optim.lr=0.1"]),
+                resolve=True,
+            )
+        )
+        for loss in ("ce", "smooth_topk_svm")
+    ]
+    runs = pd.DataFrame(rows)
+    runs["loss"] = runs.apply(loss_label, axis=1)
+    found = protocol_deviations(
+        runs, FAMILIES["data_size"].protocol, "CE", "SVM k=5 tau=0.1", ["SVM k=5 tau=0.1"]
+    )
+    assert found == ["other protocol: optim.lr of SVM k=5 tau=0.1 / CE = 1, the paper's 10"]

@@ -23,6 +23,7 @@ MEMORISATION = {
     "memo/changed/noisy_top1": "noisy label predicted (top-1), images whose label was changed",
     "memo/changed/clean_top5": "clean label within top-5, images whose label was changed",
     "memo/unchanged/top1": "label predicted (top-1), images whose label was kept",
+    "memo/unchanged/top5": "label within top-5, images whose label was kept (a top-5 loss's fit)",
 }
 TOPK_COLUMN = re.compile(r"^test/top(\d+)$")
 
