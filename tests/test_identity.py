@@ -102,3 +102,79 @@ def test_run_json_records_the_commit_of_the_code_the_process_loaded(tmp_path, mo
     fit.run(compose_config(tiny_overrides(tmp_path, "trainer.epochs=1")), tmp_path / "run")
     recorded = json.loads((tmp_path / "run" / "run.json").read_text())["git"]
     assert recorded == loaded and recorded["commit"] != "a later commit"
+
+
+# The settings that cannot change a run's results, as a reviewed list: a key, or a section and
+# all its keys.  Every other key of every config group is in the identity (the test below).
+OUTSIDE_IDENTITY = (
+    "hydra",
+    "paths",
+    "logger",
+    "experiment_name",
+    "run_name",
+    "per_loss",  # resolved into optim.* and loss.*, which are in the identity
+    "study",
+    "resources",
+    "diagnostics",
+    "dataset.download",
+    "dataset.num_workers",
+    "dataset.root",
+    "dataset.tag",
+    "loss.tag",
+    "model.tag",
+    "trainer.device",
+    "trainer.cpu_threads",
+    "trainer.eval_batch_size",
+    "trainer.progress",
+    "trainer.force",
+)
+
+
+def _changed(value):
+    """Another value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value * 1.5 + 1
+    if isinstance(value, str):
+        return value + "_changed"
+    if isinstance(value, list):
+        return [*value, value[-1] if value else 1]
+    return 1  # None
+
+
+def _with(config: dict, key: str, value) -> dict:
+    changed = json.loads(json.dumps(config))
+    section = changed
+    *path, last = key.split(".")
+    for part in path:
+        section = section[part]
+    section[last] = value
+    return changed
+
+
+def _every_component() -> list[list[str]]:
+    """Configs that together hold every file of every component group (and both presets that
+    bring their own keys)."""
+    from helpers import CONFIGS
+
+    groups = {
+        g: sorted(p.stem for p in (CONFIGS / g).glob("*.yaml"))
+        for g in ("loss", "dataset", "model", "optim")
+    }
+    longest = max(len(files) for files in groups.values())
+    return [
+        [f"{g}={files[i % len(files)]}" for g, files in groups.items()] for i in range(longest)
+    ] + [["experiment=imagenet_subsets"], ["experiment=demo"]]
+
+
+@pytest.mark.parametrize("overrides", _every_component(), ids=" ".join)
+def test_every_setting_changes_the_digest_unless_it_cannot_change_results(overrides):
+    from topk_repro.engine.identity import flatten, identity_digest
+
+    config = OmegaConf.to_container(compose_config(overrides), resolve=True)
+    digest = identity_digest(run_identity(config))
+    for key, value in flatten(config).items():
+        outside = any(key == name or key.startswith(f"{name}.") for name in OUTSIDE_IDENTITY)
+        moved = identity_digest(run_identity(_with(config, key, _changed(value)))) != digest
+        assert moved != outside, f"{key}: digest {'changed' if moved else 'unchanged'}"
