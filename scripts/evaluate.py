@@ -40,6 +40,18 @@ def shown(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def out_refused(out: Path) -> str | None:
+    """Why the metrics may not be written to `out`, or None: its folder must exist, and the
+    file must be new and outside every run folder (a run's record is the engine's alone)."""
+    if not out.parent.is_dir():
+        return f"the folder {out.parent} does not exist"
+    if (out.parent / "run.json").is_file():
+        return f"{out.parent} is a run folder, whose files only training writes; choose another"
+    if out.exists():
+        return "the file exists; evaluate.py writes only a new file"
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -49,8 +61,10 @@ def main() -> int:
     parser.add_argument("--allow-other-data", action="store_true")
     parser.add_argument("--out", type=Path, help="write the recomputed metrics as JSON")
     args = parser.parse_args()
-    if args.out is not None and not args.out.parent.is_dir():
-        parser.error(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    if args.out is not None:
+        refused = out_refused(args.out)
+        if refused:
+            parser.error(f"--out {args.out}: {refused}")
     try:
         return evaluate(args)
     except (ValueError, OSError, DamagedCheckpoint) as error:  # each names the file or key

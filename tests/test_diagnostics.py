@@ -260,6 +260,21 @@ def test_evaluate_refuses_an_out_file_in_a_missing_folder_before_any_work(noisy_
     assert code == 2 and f"the folder {missing.parent} does not exist" in err
 
 
+def test_evaluate_never_writes_into_a_run_folder_or_over_a_file(noisy_tiny_run, tmp_path):
+    record = (noisy_tiny_run / "final.json").read_bytes()
+    for out, message in (
+        (noisy_tiny_run / "final.json", "is a run folder, whose files only training writes"),
+        (noisy_tiny_run / "evaluation.json", "is a run folder, whose files only training writes"),
+    ):
+        code, err = script_failure_here("evaluate.py", str(noisy_tiny_run), "--out", str(out))
+        assert code == 2 and message in err, err
+    existing = tmp_path / "mine.json"
+    existing.write_text("a user's file")
+    code, err = script_failure_here("evaluate.py", str(noisy_tiny_run), "--out", str(existing))
+    assert code == 2 and "the file exists" in err and existing.read_text() == "a user's file"
+    assert (noisy_tiny_run / "final.json").read_bytes() == record
+
+
 def debug_overrides(tmp_path: Path, *extra: str) -> list[str]:
     """The tiny run's data and model, with the debug preset's own training settings."""
     kept = [
