@@ -114,6 +114,7 @@ OUTSIDE_IDENTITY = (
     "run_name",
     "per_loss",  # resolved into optim.* and loss.*, which are in the identity
     "study",
+    "preset_optimizer",
     "resources",
     "diagnostics",
     "dataset.download",

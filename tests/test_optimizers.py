@@ -66,3 +66,17 @@ def test_optimizers_of_different_names_are_different_runs(tmp_path):
     adamw = compose_config(tiny_overrides(tmp_path, "optim=adamw", "optim.lr=0.05"))
     assert run_identity(adamw)["optim.name"] == "adamw"
     assert identity_digest(run_identity(sgd)) != identity_digest(run_identity(adamw))
+
+
+@pytest.mark.parametrize(
+    "preset", ["experiment=study_cpu", "experiment=data_size_cpu", "debug=overfit"]
+)
+def test_a_preset_with_sgd_settings_refuses_another_optimizer_naming_the_keys(preset):
+    with pytest.raises(
+        ValueError,
+        match=r"optim.name is adamw, but .* sets optim.lr, optim."
+        r"weight_decay and optim.milestones for sgd \(preset_optimizer=sgd\)",
+    ):
+        check_config(compose_config([preset, "optim=adamw"]))
+    confirmed = [preset, "optim=adamw", "optim.lr=0.001", "preset_optimizer=adamw"]
+    assert check_config(compose_config(confirmed)).optim.lr == 0.001
