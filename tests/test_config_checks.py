@@ -34,6 +34,13 @@ def test_misspelt_key_fails_naming_it(tmp_path):
         ("seed=1.5", "seed: Value .1.5. of type .float. could not be converted"),
         ("+loss.kk=3", "loss.kk: Key 'kk' not in 'SmoothSettings'"),
         ("logger=wandb logger.mode=foo", "logger.mode must be one of online, offline, disabled"),
+        (
+            "study.sized_for_claims=maybe",
+            "study.sized_for_claims: Value 'maybe' is not a valid bool",
+        ),
+        ("study.row=dataset.noise.pp", "study.row must name a setting of the config"),
+        ("study.claims=[nosie]", r"study.claims names unknown claim families \['nosie'\]"),
+        ("+study.rows=x", "study.rows: Key 'rows' not in 'StudySettings'"),
     ],
 )
 def test_wrong_values_fail_before_any_work(tmp_path, override, message):
@@ -47,3 +54,12 @@ def test_bad_key_access_in_struct_config_names_the_key(tmp_path):
     cfg = compose_config(tiny_overrides(tmp_path))
     with pytest.raises((ConfigAttributeError, ConfigKeyError), match="noize"):
         _ = cfg.dataset.noize
+
+
+def test_study_settings_are_typed_and_the_claim_families_are_the_checks_ones():
+    from topk_repro.engine.settings import CLAIM_FAMILIES, check_config
+    from topk_repro.results.claims import FAMILIES
+
+    assert set(CLAIM_FAMILIES) == set(FAMILIES)
+    typed = check_config(compose_config(["experiment=study_cpu", "study.sized_for_claims=yes"]))
+    assert typed.study.sized_for_claims is True  # what config.yaml records, and claims read

@@ -74,6 +74,21 @@ class DiagnosticsSettings:
     topk_max: int = 10  # the test top-k curve's last k
 
 
+# The paper's claim families a study can declare (their checks: results/claims.py).
+CLAIM_FAMILIES = ("noise", "comparison", "data_size")
+
+
+@dataclass
+class StudySettings:
+    """How tables lay out a study's runs and which claims it tests (configs/train.yaml)."""
+
+    row: str = "dataset.noise.p"  # the setting that makes the rows
+    row_name: str = "noise p"
+    null_row: str = "none"
+    claims: list[str] = field(default_factory=list)  # of CLAIM_FAMILIES
+    sized_for_claims: bool = False
+
+
 ENGINE_GROUPS = {"trainer": TrainerSettings, "logger": LoggerSettings}
 COMPONENT_GROUPS = {"dataset": BUILDERS, "model": MODELS, "loss": LOSSES, "optim": OPTIMIZERS}
 
@@ -149,6 +164,7 @@ def typed_values(values: dict) -> dict:
     values["diagnostics"] = typed_group(
         "diagnostics", DiagnosticsSettings, values.get("diagnostics") or {}
     )
+    values["study"] = typed_group("study", StudySettings, values.get("study") or {})
     return values
 
 
@@ -191,6 +207,20 @@ def check_preset_optimizer(cfg: DictConfig) -> None:
         )
 
 
+def check_study(cfg: DictConfig) -> None:
+    """`study.claims` names known families; `study.row` names a setting of the config."""
+    unknown = [name for name in cfg.study.claims if name not in (*CLAIM_FAMILIES, "none")]
+    if unknown:
+        raise ValueError(
+            f"study.claims names unknown claim families {unknown}; known: {list(CLAIM_FAMILIES)}"
+        )
+    if OmegaConf.select(cfg, cfg.study.row, default="<absent>") == "<absent>":
+        raise ValueError(
+            f"study.row must name a setting of the config (a dotted key such as "
+            f"dataset.noise.p), got {cfg.study.row!r}"
+        )
+
+
 def check_config(cfg: DictConfig) -> DictConfig:
     """The typed config (`typed_config`), after failing on values that cannot be right, naming
     the key."""
@@ -201,6 +231,7 @@ def check_config(cfg: DictConfig) -> DictConfig:
     at_least("trainer.eval_batch_size", trainer.eval_batch_size, 1)
     check_optimizer(cfg.optim)
     check_preset_optimizer(cfg)
+    check_study(cfg)
     at_least("dataset.num_workers", dataset.num_workers, 0)
     at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
     at_least("diagnostics.topk_max", cfg.diagnostics.topk_max, 5)
