@@ -137,6 +137,13 @@ def test_synthetic_bad_size_raises(tmp_path):
         synthetic.generate(tmp_path, 150, 200, seed=0)
 
 
+@pytest.mark.parametrize("noise", [float("nan"), float("inf"), -1.0])
+def test_synthetic_pixel_noise_must_be_a_finite_level(tmp_path, noise):
+    with pytest.raises(ValueError, match="dataset.synthetic.pixel_noise must be a finite number"):
+        synthetic.ensure_generated(tmp_path, 200, 100, seed=0, noise=noise)
+    assert not any(tmp_path.iterdir())  # nothing generated
+
+
 def imagenet_cfg(root, **changes):
     return dataset_config("imagenet", **{"val_per_class": 5, **changes, "root": str(root)})
 

@@ -38,8 +38,13 @@ def test_the_default_optimizer_is_the_papers_sgd(tmp_path):
         (["optim.name=rmsprop_typo"], r"optim.name must be one of sgd, adamw, got 'rmsprop_typo'"),
         (["optim=adamw", "optim.betas=[0.9,1.5]"], r"optim.betas must be two numbers in \[0, 1\)"),
         (["optim=adamw", "+optim.momentum=0.9"], r"optim.momentum: Key 'momentum' not in"),
-        (["optim.momentum=-1"], r"optim.momentum must be >= 0"),
-        (["optim.lr=0"], r"optim.lr must be > 0"),
+        (["optim.momentum=-1"], r"optim.momentum must be a finite number >= 0"),
+        (["optim.lr=0"], r"optim.lr must be a finite number > 0"),
+        (["optim.lr=inf"], r"optim.lr must be a finite number > 0, got inf"),
+        (["optim.weight_decay=nan"], r"optim.weight_decay must be a finite number >= 0, got nan"),
+        (["optim.momentum=nan"], r"optim.momentum must be a finite number >= 0, got nan"),
+        (["optim.gamma=inf"], r"optim.gamma must be a finite number > 0, got inf"),
+        (["optim=adamw", "optim.eps=inf"], r"optim.eps must be a finite number > 0, got inf"),
     ],
 )
 def test_optimizer_settings_that_cannot_be_right_are_refused_naming_the_key(

@@ -6,6 +6,7 @@ module, one YAML file and one registry line: the config check looks the schema u
 group's `name` (engine/settings.py) and the tables ask the entry for the column label.
 """
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -33,9 +34,15 @@ def look_up(registry: Mapping[str, Component], group: str, name) -> Component:
 
 def at_least(key: str, value, lowest) -> None:
     """A range check every component's `check` and the engine's config check share: ValueError
-    naming the key when `value` < `lowest`."""
-    if value < lowest:
-        raise ValueError(f"{key} must be >= {lowest}, got {value}")
+    naming the key when `value` < `lowest` or is not a finite number."""
+    if not (math.isfinite(value) and value >= lowest):
+        raise ValueError(f"{key} must be a finite number >= {lowest}, got {value}")
+
+
+def above(key: str, value, lowest) -> None:
+    """ValueError naming the key unless `value` is a finite number > `lowest`."""
+    if not (math.isfinite(value) and value > lowest):
+        raise ValueError(f"{key} must be a finite number > {lowest}, got {value}")
 
 
 def outside_identity():

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from topk_repro.components import Component, at_least, look_up
+from topk_repro.components import Component, above, at_least, look_up
 
 
 @dataclass
@@ -42,11 +42,9 @@ class AdamWSettings(OptimizerSettings):
 
 
 def _check_common(cfg) -> None:
-    if not cfg.lr > 0:
-        raise ValueError(f"optim.lr must be > 0, got {cfg.lr}")
+    above("optim.lr", cfg.lr, 0)
     at_least("optim.weight_decay", cfg.weight_decay, 0)
-    if not cfg.gamma > 0:
-        raise ValueError(f"optim.gamma must be > 0, got {cfg.gamma}")
+    above("optim.gamma", cfg.gamma, 0)
     for milestone in cfg.milestones:
         at_least("optim.milestones", milestone, 1)
 
@@ -62,8 +60,7 @@ def _check_adamw(cfg) -> None:
     _check_common(cfg)
     if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
         raise ValueError(f"optim.betas must be two numbers in [0, 1), got {list(cfg.betas)}")
-    if not cfg.eps > 0:
-        raise ValueError(f"optim.eps must be > 0, got {cfg.eps}")
+    above("optim.eps", cfg.eps, 0)
 
 
 def _build_sgd(cfg, parameters) -> torch.optim.Optimizer:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from topk_repro.components import at_least
 from topk_repro.data.cifar_format import FOLDER, CifarSplit, write_meta, write_split
 from topk_repro.files import write_atomically
 
@@ -127,8 +128,7 @@ def ensure_generated(
     Files in the folder that this generator did not write are never replaced
     (NotGeneratedHere)."""
     noise = PIXEL_NOISE if noise is None else float(noise)
-    if noise < 0:
-        raise ValueError(f"dataset.synthetic.pixel_noise must be >= 0, got {noise}")
+    at_least("dataset.synthetic.pixel_noise", noise, 0)
     marker = Path(root) / FOLDER / MARKER
     wanted = {
         "seed": seed,
