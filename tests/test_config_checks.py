@@ -38,7 +38,10 @@ def test_misspelt_key_fails_naming_it(tmp_path):
             "study.sized_for_claims=maybe",
             "study.sized_for_claims: Value 'maybe' is not a valid bool",
         ),
-        ("study.row=dataset.noise.pp", "study.row must name a setting of the config"),
+        (
+            "study.row=dataset.noise.pp",
+            "study.row must name a setting of the config or of a component",
+        ),
         ("study.claims=[nosie]", r"study.claims names unknown claim families \['nosie'\]"),
         ("+study.rows=x", "study.rows: Key 'rows' not in 'StudySettings'"),
     ],

@@ -87,6 +87,7 @@ class StudySettings:
     null_row: str = "none"
     claims: list[str] = field(default_factory=list)  # of CLAIM_FAMILIES
     sized_for_claims: bool = False
+    optimized_metric: str | None = None  # a search's metric (hparams_search=tau; cli.py checks it)
 
 
 ENGINE_GROUPS = {"trainer": TrainerSettings, "logger": LoggerSettings}
@@ -214,11 +215,21 @@ def check_study(cfg: DictConfig) -> None:
         raise ValueError(
             f"study.claims names unknown claim families {unknown}; known: {list(CLAIM_FAMILIES)}"
         )
-    if OmegaConf.select(cfg, cfg.study.row, default="<absent>") == "<absent>":
+    if not _names_a_setting(cfg, cfg.study.row):
         raise ValueError(
-            f"study.row must name a setting of the config (a dotted key such as "
-            f"dataset.noise.p), got {cfg.study.row!r}"
+            f"study.row must name a setting of the config or of a component's schema (a dotted "
+            f"key such as dataset.noise.p), got {cfg.study.row!r}"
         )
+
+
+def _names_a_setting(cfg: DictConfig, key: str) -> bool:
+    """`key` is in the config, or names a field some schema of its group has (a tau study's
+    hard-hinge row has no loss.tau: its row is the null row)."""
+    if OmegaConf.select(cfg, key, default="<absent>") != "<absent>":
+        return True
+    group, _, field_name = key.partition(".")
+    registry = COMPONENT_GROUPS.get(group, {})
+    return any(field_name in {f.name for f in fields(e.settings)} for e in registry.values())
 
 
 def check_config(cfg: DictConfig) -> DictConfig:
