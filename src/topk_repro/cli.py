@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from topk_repro.engine.console import kept_in
 from topk_repro.engine.distributed import launch_description
 from topk_repro.engine.fit import run
+from topk_repro.engine.folder_lock import FolderBusy
 from topk_repro.engine.interrupt import Interrupted, exit_code_of
 from topk_repro.engine.loop import NonFiniteLoss
 from topk_repro.engine.naming import register_resolvers
@@ -41,6 +42,8 @@ def _train(cfg: DictConfig) -> float | None:
             final = run(cfg, folder, job_number=job_number)
         except Interrupted as stopped:  # final.json says so; the engine printed how to resume
             raise SystemExit(exit_code_of(stopped)) from None
+        except FolderBusy as busy:  # another live process trains in this folder
+            raise SystemExit(f"error: {busy}") from None
         except NonFiniteLoss:  # final.json names the epoch and step
             if searching:  # a diverged trial: the sweeper records it as failed and goes on
                 raise

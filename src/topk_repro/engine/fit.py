@@ -12,6 +12,7 @@ one.  A finished run is not retrained unless `trainer.force=true` (then into a f
 
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from omegaconf import DictConfig
 from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import epoch_seed
+from topk_repro.engine import folder_lock
 from topk_repro.engine.assembly import (
     Loaders,
     Tester,
@@ -92,25 +94,28 @@ def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict 
         local_rank=processes.local_rank,
         job_number=job_number if processes.world_size == 1 else None,
     )
-    run_dir = RunDir(run_path, writer=processes.is_main)
-    identity = run_identity(cfg, processes.world_size)
-    check_folder_identity(run_dir.path, run_dir.read_json("run.json"), identity)
-    if run_dir.status == "finished":
-        if not cfg.trainer.force:
-            print(
-                f"{run_dir.path} is already finished; nothing to do "
-                "(trainer.force=true retrains it into a fresh folder)"
-            )
-            return run_dir.read_json("final.json")
-        run_dir = run_dir.fresh_copy()
+    Path(run_path).mkdir(parents=True, exist_ok=True)
+    # One process trains in a folder at a time (rank 0 holds it for a multi-process run).
+    with folder_lock.held(Path(run_path)) if processes.is_main else nullcontext():
+        run_dir = RunDir(run_path, writer=processes.is_main)
+        identity = run_identity(cfg, processes.world_size)
+        check_folder_identity(run_dir.path, run_dir.read_json("run.json"), identity)
+        if run_dir.status == "finished":
+            if not cfg.trainer.force:
+                print(
+                    f"{run_dir.path} is already finished; nothing to do "
+                    "(trainer.force=true retrains it into a fresh folder)"
+                )
+                return run_dir.read_json("final.json")
+            run_dir = run_dir.fresh_copy()
 
-    configure_torch(cfg.trainer.deterministic)
-    set_cpu_threads(cfg.trainer.cpu_threads, processes.world_size)
-    training = _prepare(cfg, identity, run_dir, device, processes)
-    if training is None:
-        print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
-        return None
-    return _train_and_test(training)
+        configure_torch(cfg.trainer.deterministic)
+        set_cpu_threads(cfg.trainer.cpu_threads, processes.world_size)
+        training = _prepare(cfg, identity, run_dir, device, processes)
+        if training is None:
+            print("dry run (trainer.epochs=0): data, model and loss built; nothing trained")
+            return None
+        return _train_and_test(training)
 
 
 def _prepare(
