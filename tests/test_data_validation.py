@@ -1,6 +1,7 @@
 """Data files are validated on load: no code runs from a pickle, damaged or inconsistent files
 are errors naming the file, damaged caches are rebuilt."""
 
+import json
 import os
 import pickle
 
@@ -99,13 +100,61 @@ def test_official_files_read_back_as_written(tmp_path):
     assert split.fine.dtype == np.int64 and split.fine.max() < 100
 
 
-def test_damaged_synthetic_marker_regenerates_the_set(tmp_path):
+def test_a_damaged_or_empty_marker_is_no_licence_to_write_over_a_folder(cifar_root):
+    folder = cifar_root / FOLDER
+    for marker in ('{"seed": 0, "num_', "{}", ""):
+        (folder / synthetic.MARKER).write_text(marker)
+        before = folder_contents(folder)
+        with pytest.raises(synthetic.NotGeneratedHere, match="no valid SYNTHETIC.json"):
+            synthetic.ensure_generated(cifar_root, 200, 100, seed=0)
+        assert folder_contents(folder) == before
+
+
+def test_a_marker_copied_into_a_users_folder_does_not_make_its_files_the_set(tmp_path, cifar_root):
     synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
-    marker = tmp_path / FOLDER / synthetic.MARKER
-    (tmp_path / FOLDER / "train").write_bytes(b"")  # a damaged set ...
-    marker.write_text('{"seed": 0, "num_')  # ... whose marker was cut short too
+    wanted = (tmp_path / FOLDER / synthetic.MARKER).read_text()
+    older = json.dumps({"seed": 0, "num_train": 200, "num_test": 100, "noise": 70.0, "version": 2})
+    folder = cifar_root / FOLDER
+    for marker in (wanted, older):  # this generator's marker, and the format before digests
+        (folder / synthetic.MARKER).write_text(marker)
+        before = folder_contents(folder)
+        with pytest.raises(synthetic.NotGeneratedHere):
+            synthetic.ensure_generated(cifar_root, 200, 100, seed=0)
+        assert folder_contents(folder) == before
+
+
+def test_a_generated_file_replaced_later_is_named_and_kept(tmp_path):
+    synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
+    train = tmp_path / FOLDER / "train"
+    train.write_bytes(b"someone else's bytes")
+    with pytest.raises(synthetic.NotGeneratedHere, match=f"{train} is not the file"):
+        synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
+    assert train.read_bytes() == b"someone else's bytes"
+
+
+def test_a_generation_cut_short_is_started_again(tmp_path, monkeypatch):
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process died after the train split
+
+    monkeypatch.setattr(synthetic, "write_meta", killed)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
+    assert synthetic.IN_PROGRESS in {p.name for p in (tmp_path / FOLDER).iterdir()}
+    monkeypatch.undo()
     synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
     assert read_split(tmp_path, "train").images.shape[0] == 200
+    assert synthetic.IN_PROGRESS not in {p.name for p in (tmp_path / FOLDER).iterdir()}
+
+
+def test_a_set_generated_before_digests_is_kept_and_its_marker_upgraded(tmp_path):
+    synthetic.ensure_generated(tmp_path, 200, 100, seed=0)
+    folder = tmp_path / FOLDER
+    parameters = json.loads((folder / synthetic.MARKER).read_text())["parameters"]
+    (folder / synthetic.MARKER).write_text(json.dumps(parameters))  # the older format
+    written = (folder / "train").stat().st_mtime_ns
+    assert synthetic.ensure_generated(tmp_path, 200, 100, seed=0) == parameters
+    assert (folder / "train").stat().st_mtime_ns == written  # not generated again
+    assert "files" in json.loads((folder / synthetic.MARKER).read_text())
 
 
 def test_damaged_imagenet_index_is_rebuilt(tmp_path):
