@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from helpers import compose_config, run_checked, tiny_overrides, train_command
-from topk_repro.cluster import parse_sinfo, request_problems
+from topk_repro.cluster import parse_sinfo, request_problems, value_problems
 from topk_repro.engine import fit
 from topk_repro.engine.run_dir import read_metrics
 
@@ -63,6 +63,46 @@ def test_a_request_is_judged_against_the_nodes_sinfo_reports():
     assert request_problems({**fits, "gpus_per_node": 8, "partition": "gpu"}, nodes) == []
     (problem,) = request_problems({**fits, "partition": "nope"}, nodes)
     assert "hydra.launcher.partition=nope: no such partition" in problem
+
+
+def test_sizes_no_cluster_can_honour_are_named():
+    good = {"timeout_min": 60, "nodes": 1, "tasks_per_node": 2, "cpus_per_task": 1, "mem_gb": 4}
+    assert value_problems(good) == []
+    for key, value in (
+        ("timeout_min", 0),
+        ("nodes", 0),
+        ("tasks_per_node", 0),
+        ("cpus_per_task", -1),
+        ("mem_gb", 0),
+    ):
+        (problem,) = value_problems({**good, key: value})
+        assert problem.startswith(f"hydra.launcher.{key}={value}: must be"), problem
+    nodes = parse_sinfo("local*|2|24105|(null)\n")
+    (problem,) = request_problems({**good, "nodes": 3}, nodes)
+    assert problem == "hydra.launcher.nodes=3, but the default partition has 1 nodes"
+
+
+def test_a_slurm_launcher_without_multirun_is_refused_instead_of_training_here(tmp_path):
+    result = subprocess.run(
+        train_command(*tiny_overrides(tmp_path), *ONE_CPU),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "launcher=slurm_cpu submits SLURM jobs only in a multirun: add -m" in result.stderr
+    assert not (tmp_path / "runs").exists() or not _folders(tmp_path / "runs")
+
+
+def test_a_request_of_no_time_is_refused_before_submission_even_without_sinfo(tmp_path):
+    result = subprocess.run(
+        train_command(*tiny_overrides(tmp_path), *ONE_CPU, "resources.time_min=0", multirun=True),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "hydra.launcher.timeout_min=0: must be a whole number >= 1" in result.stderr
 
 
 @pytest.mark.slow

@@ -72,6 +72,24 @@ def cluster_nodes() -> list[Node] | None:
     return parse_sinfo(found.stdout)
 
 
+# The launcher's sizes that SLURM would pass on unchanged, and their least sensible value.
+LEAST = {"timeout_min": 1, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1}
+
+
+def value_problems(launcher: DictConfig | dict) -> list[str]:
+    """Sizes no cluster can honour: a time, a node, task or CPU count below 1, no memory."""
+    get = launcher.get
+    problems = []
+    for key, least in LEAST.items():
+        value = get(key)
+        if value is not None and not (isinstance(value, int) and value >= least):
+            problems.append(f"hydra.launcher.{key}={value}: must be a whole number >= {least}")
+    memory = get("mem_gb")
+    if memory is not None and not (isinstance(memory, (int, float)) and memory > 0):
+        problems.append(f"hydra.launcher.mem_gb={memory}: must be a number > 0")
+    return problems
+
+
 def request_problems(launcher: DictConfig | dict, nodes: list[Node]) -> list[str]:
     """Why no node of the requested partition can run the job (empty when one can)."""
     get = launcher.get
@@ -81,11 +99,16 @@ def request_problems(launcher: DictConfig | dict, nodes: list[Node]) -> list[str
     if not candidates:
         known = sorted({n.partition for n in nodes})
         return [f"hydra.launcher.partition={partition}: no such partition (sinfo: {known})"]
+    problems = []
+    wanted_nodes = int(get("nodes") or 1)
+    if wanted_nodes > len(candidates):
+        problems.append(
+            f"hydra.launcher.nodes={wanted_nodes}, but {where} has {len(candidates)} nodes"
+        )
     tasks = int(get("tasks_per_node") or 1)
     cpus = tasks * int(get("cpus_per_task") or 1)
     memory_mb = int(float(get("mem_gb") or 0) * 1024)
     gpus = int(get("gpus_per_node") or 0)
-    problems = []
     if all(n.cpus < cpus for n in candidates):
         most = max(n.cpus for n in candidates)
         problems.append(
@@ -108,17 +131,26 @@ def request_problems(launcher: DictConfig | dict, nodes: list[Node]) -> list[str
 
 
 class SlurmRequestCheck(Callback):
-    """Refuse, before the first job is submitted, a SLURM request that no node can run."""
+    """Refuse, before the first job is submitted, a SLURM request that no node can run; and a
+    SLURM launcher preset used without -m, which would train on this machine instead."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        choice = config.hydra.runtime.choices.get("launcher")
+        raise SystemExit(
+            f"launcher={choice} submits SLURM jobs only in a multirun: add -m "
+            "(python src/train.py -m ...). Without it this run would train on this machine, "
+            "and no job would be submitted."
+        )
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        nodes = cluster_nodes()
-        if not nodes:
-            return  # no sinfo here: SLURM itself will judge the request
         launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
-        problems = request_problems(launcher, nodes)
+        problems = value_problems(launcher)
+        nodes = cluster_nodes()
+        if nodes:  # without sinfo, SLURM itself will judge what the nodes can run
+            problems += request_problems(launcher, nodes)
         if problems:
             raise SystemExit(
-                "this SLURM request can never start (checked against sinfo):\n  "
+                "this SLURM request can never start:\n  "
                 + "\n  ".join(problems)
                 + "\nResize it in `resources` (configs/train.yaml; the launcher presets read it) "
                 "or pick another partition (hydra.launcher.partition)."
