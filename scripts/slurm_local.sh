@@ -2,17 +2,22 @@
 # A single-node SLURM on this machine, for the cluster tests (CI calls `up`; `down` stops it).
 #
 #   bash scripts/slurm_local.sh up     # install slurm-wlm and munge if absent, configure, start
-#   bash scripts/slurm_local.sh down   # stop the daemons this script started (by their PID files)
+#   bash scripts/slurm_local.sh down   # stop the daemons this script started, and only those
 #
-# Idempotent: `up` on a running scheduler only checks it.  It writes /etc/slurm/slurm.conf only
-# when there is none or when this script wrote it (its first line says so): a machine's own
-# SLURM is never touched.  Needs root (it installs packages and starts daemons); no systemd.
+# It touches only what it made. `up` writes /etc/slurm/slurm.conf only when there is none or
+# when this script wrote it (its first line says so); on a machine's own slurm.conf it starts
+# nothing, and uses that SLURM if it answers. It uses a munge daemon that already answers, or
+# starts its own with its own key, files and PID file under $STATE (never a machine's munge
+# key or folders). It records the daemons it started in $STATE/started, and `down` stops those
+# alone, after checking that each PID still belongs to that daemon. Idempotent: `up` on a
+# running scheduler only checks it. Needs root (it installs packages, starts daemons); no systemd.
 set -euo pipefail
 
 CONF=/etc/slurm/slurm.conf
 MARK="# written by smooth-topk's scripts/slurm_local.sh"
 STATE=/var/lib/smooth-topk-slurm
-PIDS=(/run/slurmctld.pid /run/slurmd.pid /run/munge/munged.pid)
+RUN=$STATE/run          # the PID files of the daemons this script starts
+STARTED=$STATE/started  # one line per daemon it started: name and PID file
 
 say() { echo "slurm_local: $*"; }
 
@@ -23,31 +28,47 @@ install_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
 }
 
-start_munge() {
-    if [ -f /run/munge/munged.pid ] && kill -0 "$(cat /run/munge/munged.pid)" 2>/dev/null; then
-        return
-    fi
-    if [ ! -s /etc/munge/munge.key ]; then
-        say "creating a munge key"
-        mkdir -p /etc/munge
-        dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
-    fi
-    mkdir -p /run/munge /var/log/munge /var/lib/munge
-    chown -R munge:munge /etc/munge /run/munge /var/log/munge /var/lib/munge
-    chmod 0400 /etc/munge/munge.key
-    chmod 0755 /run/munge
-    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=/run/munge/munged.pid"
+# Whether the daemon `name` runs under the PID its PID file holds (not a reused PID).
+running() {
+    local name=$1 pid_file=$2 pid
+    [ -f "$pid_file" ] || return 1
+    pid=$(cat "$pid_file")
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]
 }
 
-write_config() {
-    if [ -f "$CONF" ] && [ "$(head -n 1 "$CONF")" != "$MARK" ]; then
-        say "$CONF exists and was not written by this script: it is left as it is"
-        return
+started() { echo "$1 $2" >>"$STARTED"; }
+
+munge_answers() { command -v munge >/dev/null && munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+
+start_munge() {
+    if munge_answers; then
+        return  # a munge daemon already answers (the machine's, or the one started before)
     fi
+    local own=$STATE/munge
+    mkdir -p "$own" /run/munge
+    chown munge:munge "$own"
+    chmod 0700 "$own"
+    if [ ! -d /run/munge ] || [ "$(stat -c %U /run/munge)" != munge ]; then
+        chown munge:munge /run/munge  # the socket folder, created above when absent
+    fi
+    if [ ! -s "$own/munge.key" ]; then
+        say "creating this script's own munge key ($own/munge.key)"
+        dd if=/dev/urandom of="$own/munge.key" bs=1024 count=1 status=none
+        chown munge:munge "$own/munge.key"
+        chmod 0400 "$own/munge.key"
+    fi
+    su -s /bin/sh munge -c "/usr/sbin/munged --key-file=$own/munge.key \
+        --pid-file=$own/munged.pid --log-file=$own/munged.log --seed-file=$own/munged.seed"
+    started munged "$own/munged.pid"
+}
+
+ours() { [ -f "$CONF" ] && [ "$(head -n 1 "$CONF")" = "$MARK" ]; }
+
+write_config() {
     local host node
     host=$(hostname -s)
     node=$(slurmd -C | head -n 1)
-    mkdir -p /etc/slurm "$STATE/ctld" "$STATE/d" /var/log/slurm
+    mkdir -p /etc/slurm "$STATE/ctld" "$STATE/d" "$RUN" /var/log/slurm
     cat >"$CONF" <<EOF
 $MARK
 ClusterName=local
@@ -63,8 +84,8 @@ ReturnToService=2
 MpiDefault=none
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 AccountingStorageType=accounting_storage/none
@@ -75,14 +96,7 @@ PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 }
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-up() {
-    install_packages
-    start_munge
-    write_config
-    running /run/slurmctld.pid || /usr/sbin/slurmctld
-    running /run/slurmd.pid || /usr/sbin/slurmd
+ready() {
     for _ in $(seq 30); do
         if sinfo -h -o "%T" 2>/dev/null | grep -qE "idle|mixed|allocated"; then
             say "up: $(sinfo -h -o '%P %D node(s) %c CPUs %m MB %T')"
@@ -97,13 +111,42 @@ up() {
     exit 1
 }
 
+up() {
+    install_packages
+    if [ -f "$CONF" ] && ! ours; then
+        if sinfo -h >/dev/null 2>&1; then
+            say "$CONF was not written by this script; its SLURM answers and is used as it is"
+            ready
+            return
+        fi
+        say "$CONF exists and was not written by this script: no daemon is started on it"
+        exit 1
+    fi
+    mkdir -p "$STATE" "$RUN"
+    start_munge
+    write_config
+    if ! running slurmctld "$RUN/slurmctld.pid"; then
+        /usr/sbin/slurmctld
+        started slurmctld "$RUN/slurmctld.pid"
+    fi
+    if ! running slurmd "$RUN/slurmd.pid"; then
+        /usr/sbin/slurmd
+        started slurmd "$RUN/slurmd.pid"
+    fi
+    ready
+}
+
 down() {
-    for pid_file in "${PIDS[@]}"; do
-        if running "$pid_file"; then
+    [ -f "$STARTED" ] || return 0
+    local name pid_file
+    # the scheduler first, munge last (the reverse of the order they were started in)
+    tac "$STARTED" | sort -u -k1,1 | sort -k1,1r | while read -r name pid_file; do
+        if running "$name" "$pid_file"; then
             kill "$(cat "$pid_file")"
-            say "stopped $(basename "$pid_file" .pid)"
+            say "stopped $name"
         fi
     done
+    rm -f "$STARTED"
 }
 
 case "${1:-}" in

@@ -635,3 +635,13 @@ def test_tables_and_figures_are_fit_for_a_paper(tmp_path):
     assert len(rows) == 2 and (high <= 100).all() and (low >= 0).all()  # ... the band does not
     ce1 = table[(table["loss"] == "CE") & (table["metric"] == "test/top1")]
     assert band(ce1)[0] == []  # one seed: no band
+
+
+def test_tables_of_a_study_whose_runs_all_failed_say_so(tmp_path):
+    for seed in range(2):
+        folder = fake_run(tmp_path, "cifar100_noise", "ce", 50, 70, seed=seed)
+        (folder / "final.json").write_text(json.dumps({"status": "failed"}))
+    out = tmp_path / "tables"
+    printed = make_tables(tmp_path, out)
+    assert "cifar100_noise: no finished run yet (2 failed); no table" in printed
+    assert not (out / "cifar100_noise.md").exists()

@@ -56,9 +56,14 @@ def latex_table(pivot: pd.DataFrame, row_name: str, caption: str, experiment: st
 
 
 def write_experiment(runs: pd.DataFrame, experiment: str, out_dir: Path, paper_dir: Path) -> None:
-    table = attach_paper(summarise(runs, experiment), read_paper(paper_dir, experiment))
-    if table.empty:
+    summary = summarise(runs, experiment)
+    if summary.empty:  # every run failed, was stopped or has not finished: no table to write
+        statuses = runs.loc[runs["experiment_name"] == experiment, "status"].value_counts()
+        counts = ", ".join(f"{count} {status}" for status, count in statuses.items())
+        print(f"\n{experiment}: no finished run yet ({counts}); no table")
+        write_search(runs, experiment, out_dir)
         return
+    table = attach_paper(summary, read_paper(paper_dir, experiment))
     rows = runs[runs["experiment_name"] == experiment]
     official = bool(rows["official_data"].eq(True).all())
     rows_of_table = study_rows(rows)
