@@ -67,3 +67,23 @@ def test_the_thread_count_is_not_part_of_the_identity(tmp_path):
 def test_a_thread_count_that_cannot_be_right_is_refused(tmp_path, value):
     with pytest.raises(ValueError, match="trainer.cpu_threads must be auto or a count >= 1"):
         check_config(compose_config(tiny_overrides(tmp_path, f"trainer.cpu_threads={value}")))
+
+
+@pytest.mark.parametrize("variable", ["LOCAL_WORLD_SIZE", "SLURM_JOB_NUM_NODES", "SLURM_NNODES"])
+def test_a_count_in_the_environment_that_is_not_a_number_is_named(variable):
+    from topk_repro.engine.threads import processes_on_node
+
+    with pytest.raises(ValueError, match=f"the environment variable {variable}='abc' is not a"):
+        processes_on_node(4, {variable: "abc"})
+
+
+def test_torchruns_variables_are_read_as_numbers_naming_a_bad_one(monkeypatch):
+    from topk_repro.engine.distributed import launch_description
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ValueError, match="the environment variable RANK='one'"):
+        launch_description()
+    monkeypatch.delenv("RANK")
+    with pytest.raises(ValueError, match="RANK must be set"):
+        launch_description()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from topk_repro.engine.threads import env_count
+
 PORTS = (20000, 60000)  # the rendezvous port of a submitit/srun job is drawn from its job id
 
 
@@ -36,7 +38,7 @@ def _job_environment():
         import submitit
 
         return "submitit", submitit.JobEnvironment()
-    if int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:  # srun started several tasks
+    if env_count(os.environ, "SLURM_STEP_NUM_TASKS", 1) > 1:  # srun started several tasks
         from submitit.slurm.slurm import SlurmJobEnvironment
 
         return "srun", SlurmJobEnvironment()
@@ -45,11 +47,11 @@ def _job_environment():
 
 def launch_description() -> Processes:
     """This process's rank among the processes started together (not yet joined)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if env_count(os.environ, "WORLD_SIZE", 1) > 1:
         return Processes(
-            int(os.environ["RANK"]),
-            int(os.environ["WORLD_SIZE"]),
-            int(os.environ.get("LOCAL_RANK", "0")),
+            env_count(os.environ, "RANK", None),
+            env_count(os.environ, "WORLD_SIZE", 1),
+            env_count(os.environ, "LOCAL_RANK", 0),
             "torchrun",
         )
     found = _job_environment()

@@ -14,12 +14,29 @@ from collections.abc import Mapping
 import torch
 
 
+def env_count(environ: Mapping[str, str], name: str, default: int | None) -> int:
+    """The whole number an environment variable (torchrun's, SLURM's) holds, `default` when it
+    is unset or empty (None: it must be set); ValueError naming the variable otherwise."""
+    text = environ.get(name, "").strip()
+    if not text:
+        if default is None:
+            raise ValueError(f"the environment variable {name} must be set (torchrun sets it)")
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"the environment variable {name}={text!r} is not a whole number (torchrun or "
+            "SLURM set it; correct or unset it)"
+        ) from None
+
+
 def processes_on_node(world_size: int, environ: Mapping[str, str]) -> int:
     """How many processes of this run share this node: torchrun's LOCAL_WORLD_SIZE, else the
     run's processes over SLURM's node count."""
-    if environ.get("LOCAL_WORLD_SIZE"):
-        return max(1, int(environ["LOCAL_WORLD_SIZE"]))
-    nodes = int(environ.get("SLURM_JOB_NUM_NODES") or environ.get("SLURM_NNODES") or 1)
+    if environ.get("LOCAL_WORLD_SIZE", "").strip():
+        return max(1, env_count(environ, "LOCAL_WORLD_SIZE", 1))
+    nodes = env_count(environ, "SLURM_JOB_NUM_NODES", 0) or env_count(environ, "SLURM_NNODES", 1)
     return max(1, -(-world_size // max(1, nodes)))
 
 
