@@ -7,6 +7,16 @@ import pytest
 from helpers import run_checked, tiny_sweep_overrides, train_command, write_cifar_fixture
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _caches_in_a_temporary_folder(tmp_path_factory) -> None:
+    """The framework's caches (the ImageNet index) go to a temporary folder, not the home of
+    whoever runs the tests (subprocesses inherit it)."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("TOPK_REPRO_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    monkeypatch.undo()
+
+
 @pytest.fixture
 def cifar_root(tmp_path: Path) -> Path:
     write_cifar_fixture(tmp_path / "cifar")

@@ -18,7 +18,7 @@ from topk_repro.data import build_data, synthetic
 from topk_repro.data.arrays import ArrayDataset, DeviceLoader
 from topk_repro.data.augment import random_crop_flip
 from topk_repro.data.cifar_format import files_identity, read_meta, read_split
-from topk_repro.data.imagenet import scan_folder
+from topk_repro.data.imagenet import index_cache, scan_folder
 from topk_repro.data.label_noise import apply_label_noise
 from topk_repro.data.splits import balanced_subset, train_val_split
 
@@ -168,10 +168,15 @@ def test_imagenet_subsets_balanced_nested_disjoint(tmp_path):
         build_data(imagenet_cfg(tmp_path, train_per_class=64))
 
 
-def test_imagenet_index_cached_and_stale_cache_detected(tmp_path):
+def test_imagenet_index_cached_outside_the_data_and_stale_cache_detected(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOPK_REPRO_CACHE", str(tmp_path / "cache"))
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=6, val_per_class=2)
+    before = sorted((tmp_path / "train").rglob("*"))
     _, paths, _ = scan_folder(tmp_path / "train")
-    assert (tmp_path / ".index-train.json").is_file() and len(paths) == 12
+    assert index_cache(tmp_path / "train").is_file() and len(paths) == 12
+    assert str(index_cache(tmp_path / "train")).startswith(str(tmp_path / "cache"))
+    assert not list(tmp_path.glob(".index*"))  # nothing beside the data (often read-only)
+    assert sorted((tmp_path / "train").rglob("*")) == before
     folder = tmp_path / "train" / "n00000000"
     (folder / "img_0000.png").rename(folder / "extra.png")
     stamp = time.time() + 5

@@ -20,7 +20,7 @@ from helpers import (
 )
 from topk_repro.data import build_data, synthetic
 from topk_repro.data.cifar_format import FOLDER, read_split
-from topk_repro.data.imagenet import scan_folder
+from topk_repro.data.imagenet import index_cache, scan_folder
 from topk_repro.engine import fit
 
 
@@ -157,10 +157,11 @@ def test_a_set_generated_before_digests_is_kept_and_its_marker_upgraded(tmp_path
     assert "files" in json.loads((folder / synthetic.MARKER).read_text())
 
 
-def test_damaged_imagenet_index_is_rebuilt(tmp_path):
+def test_damaged_imagenet_index_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOPK_REPRO_CACHE", str(tmp_path / "cache"))
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=3, val_per_class=1)
     scan_folder(tmp_path / "train")
-    (tmp_path / ".index-train.json").write_text('{"stamp": [["n0')
+    index_cache(tmp_path / "train").write_text('{"stamp": [["n0')
     _, paths, labels = scan_folder(tmp_path / "train")
     assert len(paths) == 6 and sorted(set(labels.tolist())) == [0, 1]
 

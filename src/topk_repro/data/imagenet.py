@@ -7,8 +7,10 @@ subsets contain smaller ones.  The official `val/` is the test set, evaluated wi
 The file index is cached next to the data and rebuilt when a class folder changes.
 """
 
+import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +43,19 @@ def _read_index(cache: Path) -> dict | None:
     return cached if isinstance(cached, dict) and all(k in cached for k in keys) else None
 
 
+def index_cache(folder: Path) -> Path:
+    """Where the index of an ImageFolder tree is cached: $TOPK_REPRO_CACHE, else the user's
+    cache folder ($XDG_CACHE_HOME/smooth-topk, else ~/.cache/smooth-topk); never in the data
+    folder, which on a cluster is often shared and read-only."""
+    base = os.environ.get("TOPK_REPRO_CACHE")
+    if not base:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smooth-topk"
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return Path(base) / "imagenet-index" / f"{key}-{folder.name}.json"
+
+
 def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
-    """(classes, relative paths, labels) of an ImageFolder tree, cached in `.index-<name>.json`."""
+    """(classes, relative paths, labels) of an ImageFolder tree, cached by `index_cache`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -50,7 +63,7 @@ def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
             "ImageFolder layout (see README, 'Getting ImageNet')"
         )
     classes, class_to_idx = find_classes(str(folder))
-    cache = folder.parent / f".index-{folder.name}.json"
+    cache = index_cache(folder)
     stamp = _stamp(folder, classes)
     cached = _read_index(cache)
     if cached is not None and cached["stamp"] == stamp:
@@ -59,7 +72,11 @@ def scan_folder(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
     paths = [os.path.relpath(path, folder) for path, _ in samples]
     labels = [label for _, label in samples]
     index = {"stamp": stamp, "classes": classes, "paths": paths, "labels": labels}
-    write_atomically(cache, json.dumps(index).encode())
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(cache, json.dumps(index).encode())
+    except OSError as error:  # a cache that cannot be written only costs a rescan next time
+        warnings.warn(f"ImageNet index not cached at {cache}: {error}", stacklevel=2)
     return classes, paths, np.asarray(labels, np.int64)
 
 
