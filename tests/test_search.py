@@ -73,6 +73,20 @@ def test_three_trials_one_diverging_then_the_search_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_search_whose_every_trial_diverges_says_so(tmp_path):
+    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("optim.lr=")]
+    search = ("hparams_search=tau", "hydra.sweeper.n_trials=2", "optim.lr=1e9")
+    result = subprocess.run(
+        train_command(*search, *overrides), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "the search ended with no finished trial: all 2 trials failed or diverged" in (
+        result.stderr
+    )
+    assert "No trials are completed yet" not in result.stderr + result.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "setting,message",
     [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -72,6 +73,19 @@ class SearchCheck(Callback):
         trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
         if trials is not None and trials < 1:
             raise SystemExit(f"hydra.sweeper.n_trials={trials}: a search needs 1 trial or more")
+        self.trials, self.ended, self.completed = trials, 0, 0
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        """After the last trial, stop with what happened when none finished (the sweeper would
+        end in its own error: no trial to call the best)."""
+        self.ended += 1
+        self.completed += job_return.status == JobStatus.COMPLETED
+        if self.trials is not None and self.ended >= self.trials and self.completed == 0:
+            raise SystemExit(
+                f"the search ended with no finished trial: all {self.trials} trials failed or "
+                f"diverged; each trial's final.json under {config.hydra.sweep.dir} says why "
+                "(a narrower search space or a smaller optim.lr may help)"
+            )
 
 
 def optimized_value(cfg: DictConfig, final: dict | None) -> float | None:
