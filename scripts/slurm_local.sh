@@ -13,9 +13,12 @@
 # running scheduler only checks it. Needs root (it installs packages, starts daemons); no systemd.
 set -euo pipefail
 
-CONF=/etc/slurm/slurm.conf
+# SLURM_LOCAL_ROOT prefixes every path it uses (the tests run it in a temporary root).
+ROOT=${SLURM_LOCAL_ROOT:-}
+PATH=$PATH:/usr/sbin
+CONF=$ROOT/etc/slurm/slurm.conf
 MARK="# written by smooth-topk's scripts/slurm_local.sh"
-STATE=/var/lib/smooth-topk-slurm
+STATE=$ROOT/var/lib/smooth-topk-slurm
 RUN=$STATE/run          # the PID files of the daemons this script starts
 STARTED=$STATE/started  # one line per daemon it started: name and PID file
 
@@ -45,11 +48,12 @@ start_munge() {
         return  # a munge daemon already answers (the machine's, or the one started before)
     fi
     local own=$STATE/munge
-    mkdir -p "$own" /run/munge
+    mkdir -p "$own"
     chown munge:munge "$own"
     chmod 0700 "$own"
-    if [ ! -d /run/munge ] || [ "$(stat -c %U /run/munge)" != munge ]; then
-        chown munge:munge /run/munge  # the socket folder, created above when absent
+    if [ ! -d "$ROOT/run/munge" ]; then  # the socket's folder: created, so this script's own
+        mkdir -p "$ROOT/run/munge"
+        chown munge:munge "$ROOT/run/munge"
     fi
     if [ ! -s "$own/munge.key" ]; then
         say "creating this script's own munge key ($own/munge.key)"
@@ -57,7 +61,7 @@ start_munge() {
         chown munge:munge "$own/munge.key"
         chmod 0400 "$own/munge.key"
     fi
-    su -s /bin/sh munge -c "/usr/sbin/munged --key-file=$own/munge.key \
+    su -s /bin/sh munge -c "$(command -v munged) --key-file=$own/munge.key \
         --pid-file=$own/munged.pid --log-file=$own/munged.log --seed-file=$own/munged.seed"
     started munged "$own/munged.pid"
 }
@@ -68,7 +72,7 @@ write_config() {
     local host node
     host=$(hostname -s)
     node=$(slurmd -C | head -n 1)
-    mkdir -p /etc/slurm "$STATE/ctld" "$STATE/d" "$RUN" /var/log/slurm
+    mkdir -p "$(dirname "$CONF")" "$STATE/ctld" "$STATE/d" "$RUN" "$ROOT/var/log/slurm"
     cat >"$CONF" <<EOF
 $MARK
 ClusterName=local
@@ -86,8 +90,8 @@ StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$RUN/slurmctld.pid
 SlurmdPidFile=$RUN/slurmd.pid
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmctldLogFile=$ROOT/var/log/slurm/slurmctld.log
+SlurmdLogFile=$ROOT/var/log/slurm/slurmd.log
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 SchedulerType=sched/backfill
@@ -107,7 +111,7 @@ ready() {
     done
     say "the node did not become ready:"
     sinfo || true
-    tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log || true
+    tail -n 20 "$ROOT/var/log/slurm/slurmctld.log" "$ROOT/var/log/slurm/slurmd.log" || true
     exit 1
 }
 
@@ -126,11 +130,11 @@ up() {
     start_munge
     write_config
     if ! running slurmctld "$RUN/slurmctld.pid"; then
-        /usr/sbin/slurmctld
+        slurmctld
         started slurmctld "$RUN/slurmctld.pid"
     fi
     if ! running slurmd "$RUN/slurmd.pid"; then
-        /usr/sbin/slurmd
+        slurmd
         started slurmd "$RUN/slurmd.pid"
     fi
     ready
