@@ -13,7 +13,7 @@ LAUNCHER ?= basic
 DATA ?= data
 EXTRA ?=
 
-.PHONY: setup test test-full coverage check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau \
+.PHONY: setup test test-full coverage mutation check-wheel lint bench bench-data demo reproduce-cifar reproduce-imagenet sweep-tau \
 	compare-losses compare-losses-demo study-cpu data-size-cpu tables docs-figures sync-wandb clean
 
 # The loss's CPU kernel compiles once (about 30 s) and is cached; without a compiler the
@@ -46,6 +46,12 @@ SUITE ?= full
 coverage: setup
 	$(PY) -m pytest -q $(if $(filter quick,$(SUITE)),$(QUICK),$(FULL)) \
 		--cov=src/topk_repro --cov=smooth-topk/src/smooth_topk --cov-report=term
+
+# Mutation testing of the modules whose errors would be silent (scripts/mutation.py; not in CI:
+# every mutant runs its module's tests). LIMIT=10 tries 10 mutants per module, evenly spread.
+LIMIT ?=
+mutation: setup
+	$(PY) scripts/mutation.py $(if $(LIMIT),--limit $(LIMIT),)
 
 # The loss distribution as users get it: build the wheel, install it in a fresh virtual
 # environment with torch and nothing of this repository, run the library's tests there (CI).
