@@ -114,7 +114,7 @@ OUTSIDE_IDENTITY = (
     "run_name",
     "per_loss",  # resolved into optim.* and loss.*, which are in the identity
     "study",
-    "preset_optimizer",
+    "per_optim",
     "resources",
     "diagnostics",
     "dataset.download",

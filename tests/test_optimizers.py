@@ -3,8 +3,9 @@ unknown name is refused naming the key, and the paper's SGD runs keep their iden
 
 import pytest
 import torch
+import yaml
 
-from helpers import compose_config, tiny_overrides
+from helpers import compose_config, run_checked, tiny_overrides, train_command
 from topk_repro.engine import fit
 from topk_repro.engine.identity import identity_digest, run_identity
 from topk_repro.engine.settings import check_config
@@ -73,15 +74,39 @@ def test_optimizers_of_different_names_are_different_runs(tmp_path):
     assert identity_digest(run_identity(sgd)) != identity_digest(run_identity(adamw))
 
 
-@pytest.mark.parametrize(
-    "preset", ["experiment=study_cpu", "experiment=data_size_cpu", "debug=overfit"]
-)
-def test_a_preset_with_sgd_settings_refuses_another_optimizer_naming_the_keys(preset):
-    with pytest.raises(
-        ValueError,
-        match=r"optim.name is adamw, but .* sets optim.lr, optim."
-        r"weight_decay and optim.milestones for sgd \(preset_optimizer=sgd\)",
-    ):
-        check_config(compose_config([preset, "optim=adamw"]))
-    confirmed = [preset, "optim=adamw", "optim.lr=0.001", "preset_optimizer=adamw"]
-    assert check_config(compose_config(confirmed)).optim.lr == 0.001
+PRESETS_WITH_SGD_VALUES = [
+    "experiment=study_cpu",
+    "experiment=data_size_cpu",
+    "experiment=demo",
+    "experiment=cifar100_noise",
+    "experiment=imagenet_subsets",
+    "experiment=compare_losses_demo",
+    "debug=overfit",
+]
+
+
+@pytest.mark.parametrize("preset", PRESETS_WITH_SGD_VALUES)
+def test_optim_adamw_in_a_preset_trains_with_adamws_values_and_the_presets_schedule(preset):
+    sgd = check_config(compose_config([preset]))
+    adamw = check_config(compose_config([preset, "optim=adamw"]))
+    defaults = compose_config(["optim=adamw"]).optim
+    assert adamw.optim.name == "adamw"
+    assert (adamw.optim.lr, adamw.optim.weight_decay) == (defaults.lr, defaults.weight_decay)
+    assert list(adamw.optim.milestones) == list(sgd.optim.milestones)  # the preset's schedule
+    assert sgd.optim.lr != defaults.lr  # the preset's SGD values are not what AdamW gets
+
+
+def test_a_presets_own_adamw_values_are_used_under_adamw():
+    cfg = check_config(
+        compose_config(["experiment=study_cpu", "optim=adamw", "+per_optim.adamw.lr=0.003"])
+    )
+    assert cfg.optim.lr == 0.003
+
+
+def test_cfg_job_shows_the_values_adamw_will_use_inside_a_preset():
+    shown = run_checked(
+        train_command("experiment=study_cpu", "optim=adamw", "--cfg", "job", "--resolve")
+    ).stdout
+    optim = yaml.safe_load(shown)["optim"]
+    assert optim["name"] == "adamw" and optim["lr"] == 0.001 and optim["weight_decay"] == 0.05
+    assert optim["milestones"] == [45, 67]

@@ -30,7 +30,7 @@ NOT_IDENTITY = (
     "run_name",
     "per_loss",  # presets; the values a run uses are resolved into optim.* and loss.*
     "study",  # how tables lay out a study's runs
-    "preset_optimizer",  # a check that a preset's optim.* values meet their optimizer
+    "per_optim",  # presets; the values a run uses are resolved into optim.*
     "resources",  # the size of a cluster job
     "diagnostics",  # measurements taken beside the training (memorisation), never part of it
     "trainer.device",  # recorded in run.json

@@ -194,20 +194,6 @@ def per_process_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def check_preset_optimizer(cfg: DictConfig) -> None:
-    """A preset's optim.* values are for one optimizer (its `preset_optimizer`): another one
-    chosen with `optim=` would silently train with them, so it is refused, naming the keys."""
-    preset = cfg.get("preset_optimizer")
-    if preset is not None and preset != cfg.optim.name:
-        raise ValueError(
-            f"optim.name is {cfg.optim.name}, but experiment={cfg.experiment_name} sets "
-            f"optim.lr, optim.weight_decay and optim.milestones for {preset} "
-            f"(preset_optimizer={preset}), which {cfg.optim.name} would train with. Give "
-            f"{cfg.optim.name}'s own optim.lr, optim.weight_decay and optim.milestones, and "
-            f"preset_optimizer={cfg.optim.name} to confirm them"
-        )
-
-
 def check_study(cfg: DictConfig) -> None:
     """`study.claims` names known families; `study.row` names a setting of the config."""
     unknown = [name for name in cfg.study.claims if name not in (*CLAIM_FAMILIES, "none")]
@@ -241,7 +227,6 @@ def check_config(cfg: DictConfig) -> DictConfig:
     at_least("trainer.batch_size", trainer.batch_size, 1)
     at_least("trainer.eval_batch_size", trainer.eval_batch_size, 1)
     check_optimizer(cfg.optim)
-    check_preset_optimizer(cfg)
     check_study(cfg)
     at_least("dataset.num_workers", dataset.num_workers, 0)
     at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
