@@ -158,8 +158,8 @@ def run_diagnostics(finished: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines).set_index(["row", "loss", "groups"])
 
 
-def _line_with_band(axis, x, group: pd.DataFrame, label: str) -> None:
-    (line,) = axis.plot(x, group["mean"], label=label, linewidth=1.4)
+def _line_with_band(axis, x, group: pd.DataFrame, label: str, color=None) -> None:
+    (line,) = axis.plot(x, group["mean"], label=label, linewidth=1.4, color=color)
     drawn = group["seeds"] >= 2
     if drawn.any():
         axis.fill_between(
@@ -172,8 +172,9 @@ def _line_with_band(axis, x, group: pd.DataFrame, label: str) -> None:
         )
 
 
-def _save(figure, path: Path) -> None:
-    figure.tight_layout()
+def _save(figure, path: Path, bottom: float = 0.0) -> None:
+    """Save as PNG and PDF; `bottom`: the share of the height kept for a figure legend."""
+    figure.tight_layout(rect=(0, bottom, 1, 1))
     figure.savefig(path, dpi=200)
     figure.savefig(Path(path).with_suffix(".pdf"))
     plt.close(figure)
@@ -182,21 +183,34 @@ def _save(figure, path: Path) -> None:
 def plot_memorisation(curves: pd.DataFrame, title: str, row_name: str, path: Path) -> None:
     """A panel per measure: the measure against epoch, a line per (loss, row) with its band."""
     measures = [m for m in MEMORISATION if m in set(curves["measure"])]
-    figure, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4.4), squeeze=False)
+    # one colour per (loss, row) in every panel, and one legend for them all
+    lines = sorted(
+        set(zip(curves["loss"], curves["row"], strict=True)),
+        key=lambda line: (line[0], isinstance(line[1], str), line[1]),
+    )
+    colours = dict(zip(lines, plt.get_cmap("tab10").colors * 3, strict=False))
     for axis, measure in zip(axes[0], measures, strict=True):
         part = curves[curves["measure"] == measure]
         for (loss, row), group in part.groupby(["loss", "row"], sort=False):
-            _line_with_band(
-                axis, group["epoch"].to_numpy(), group, f"{loss}, {row_name} {row_label(row)}"
-            )
+            label = f"{loss}, {row_name} {row_label(row)}"
+            _line_with_band(axis, group["epoch"].to_numpy(), group, label, colours[(loss, row)])
         axis.set_title(MEMORISATION[measure], fontsize=8)
         axis.set_xlabel("epoch")
         axis.set_ylabel("% of probed training images")
         axis.set_ylim(0, 100)
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    drawn = {}
+    for axis in axes[0]:
+        drawn.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
+    labels = [f"{loss}, {row_name} {row_label(row)}" for loss, row in lines]
+    handles = {label: drawn[label] for label in labels if label in drawn}
+    figure.legend(
+        handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), fontsize=7
+    )
+
     figure.suptitle(f"{title}\nmemorisation: mean over seeds, band: 95% interval", fontsize=9)
-    _save(figure, path)
+    _save(figure, path, bottom=0.1)
 
 
 def plot_topk(curves: pd.DataFrame, title: str, row_name: str, path: Path) -> None:
