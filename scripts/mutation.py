@@ -39,7 +39,10 @@ TARGETS = {
             "tests/test_label_noise_sources.py",
         ],
     ),
-    "identity": (SRC / "engine" / "identity.py", ["tests/test_identity.py"]),
+    "identity": (
+        SRC / "engine" / "identity.py",
+        ["tests/test_identity.py", "tests/test_survivors.py"],
+    ),
     "claims": (SRC / "results" / "claims.py", ["tests/test_results.py"]),
     "preconditions": (SRC / "results" / "preconditions.py", ["tests/test_results.py"]),
     "statistics": (SRC / "results" / "statistics.py", ["tests/test_results.py"]),
