@@ -156,3 +156,17 @@ def test_top1_path_keeps_to_the_input_device():
     scores = torch.empty(4, 30, device="meta")
     labels = torch.zeros(4, dtype=torch.int64, device="meta")
     assert _smooth_top1(scores, labels, 0.5, 1.0).device.type == "meta"
+
+
+def test_the_documented_defaults_are_k5_tau1_alpha1():
+    """The functions' and modules' defaults are the paper's L_{5,1} (k = 5, tau = 1, alpha = 1)."""
+    from smooth_topk.functional import hard_topk_svm
+
+    scores = 3 * torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(8)
+    explicit = smooth_topk_svm(scores, labels, k=5, tau=1.0, alpha=1.0)
+    assert torch.equal(smooth_topk_svm(scores, labels), explicit)
+    assert torch.equal(SmoothTopkSVM()(scores, labels), explicit)
+    hard = hard_topk_svm(scores, labels, k=5, alpha=1.0)
+    assert torch.equal(hard_topk_svm(scores, labels), hard)
+    assert torch.equal(HardTopkSVM()(scores, labels), hard)
