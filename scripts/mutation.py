@@ -35,8 +35,8 @@ TARGETS = {
         SRC / "data" / "label_noise.py",
         [
             "tests/test_noise_distributions.py",
-            "tests/test_data.py",
             "tests/test_label_noise_sources.py",
+            "tests/test_survivors.py",
         ],
     ),
     "identity": (
@@ -48,12 +48,15 @@ TARGETS = {
     "statistics": (SRC / "results" / "statistics.py", ["tests/test_results.py"]),
     "metrics": (
         SRC / "engine" / "metrics.py",
-        ["tests/test_training.py", "tests/test_diagnostics.py"],
+        ["tests/test_survivors.py", "tests/test_training.py", "tests/test_diagnostics.py"],
     ),
-    "diagnostics": (SRC / "engine" / "diagnostics.py", ["tests/test_diagnostics.py"]),
+    "diagnostics": (
+        SRC / "engine" / "diagnostics.py",
+        ["tests/test_survivors.py", "tests/test_diagnostics.py"],
+    ),
     "loss_wiring": (
         SRC / "losses" / "topk_svm.py",
-        ["tests/test_loss_wiring.py", "tests/test_losses.py"],
+        ["tests/test_survivors.py", "tests/test_loss_wiring.py", "tests/test_losses.py"],
     ),
     "functional": (LIBRARY / "functional.py", ["smooth-topk/tests"]),
 }
