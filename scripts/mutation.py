@@ -37,6 +37,7 @@ TARGETS = {
             "tests/test_noise_distributions.py",
             "tests/test_label_noise_sources.py",
             "tests/test_survivors.py",
+            "tests/test_config_checks.py",
         ],
     ),
     "identity": (
