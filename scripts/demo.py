@@ -1,7 +1,7 @@
 """`make demo`: the paper's mechanism at full strength in under five minutes on 2 CPU cores.
 
 Cross-entropy and the smooth top-5 SVM (L_{5,1}) train on 500 images of the synthetic set with
-block label noise p = 0.6 (48% of the labels changed), 90 epochs, 3 seeds each, two runs at a
+block label noise p = 0.6 (48% of the labels changed), 90 epochs, 2 seeds each, two runs at a
 time: a schedule long enough for cross-entropy to go on to fit most of the changed labels.
 After every epoch the engine measures how many of the changed labels each model predicts: the
 noisy-label fit.
@@ -53,7 +53,7 @@ def summary() -> str:
 def main() -> int:
     print(
         "make demo: synthetic CIFAR-format data (NOT CIFAR-100), CE vs smooth top-5 SVM at "
-        "label noise p = 0.6, 3 seeds, 90 epochs, small CNN on the CPU\n",
+        "label noise p = 0.6, 2 seeds, 90 epochs, small CNN on the CPU\n",
         flush=True,
     )
     started = time.perf_counter()
@@ -70,7 +70,7 @@ def main() -> int:
     print(
         f"Figures and tables: {OUT.relative_to(ROOT)}/ (demo_memorisation.png: the fit per "
         "epoch; demo.md, demo_vs_ce.md, claims.md).\n"
-        "Synthetic data and 3 seeds at one noise level: this shows the mechanism, it is not a "
+        "Synthetic data and 2 seeds at one noise level: this shows the mechanism, it is not a "
         "test of the claims at this size (make study-cpu is; docs/cpu-studies.md)."
     )
     return 0

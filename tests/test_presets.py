@@ -94,7 +94,7 @@ def test_launcher_presets_select_the_hydra_plugin(launcher, target):
 @pytest.mark.parametrize(
     ("experiment", "listed"),
     [
-        ("demo", ["demo: 6 runs x 90 epochs", "loss=ce seed=2", "loss=smooth_topk_svm seed=0"]),
+        ("demo", ["demo: 4 runs x 90 epochs", "loss=ce seed=1", "loss=smooth_topk_svm seed=0"]),
         (
             "study_cpu",
             ["study_cpu: 18 runs x 90 epochs", "loss=smooth_topk_svm dataset.noise.p=0.8 seed=2"],
