@@ -378,3 +378,27 @@ def test_memorisation_and_topk_tables_and_figures_from_hand_made_runs(tmp_path):
     shares = (out / "study_topk.md").read_text()
     assert "| 0.6 | CE | block | 41.0 [" in shares  # 40, 41, 42 over the seeds
     assert "worst class, top-1 (%)" in shares
+
+
+def test_the_last_epochs_table_orders_rows_by_value_not_text():
+    import pandas as pd
+
+    from topk_repro.results.diagnostics import final_memorisation
+
+    curves = pd.DataFrame(
+        [
+            {
+                "loss": "CE",
+                "row": size,
+                "measure": "memo/unchanged/top1",
+                "epoch": 1,
+                "mean": 50.0,
+                "ci_low": 40.0,
+                "ci_high": 60.0,
+                "seeds": 3,
+            }
+            for size in (1000, 250, 2000, 500)
+        ]
+    )
+    table = final_memorisation(curves)
+    assert [row for row, _ in table.index] == ["250", "500", "1000", "2000"]

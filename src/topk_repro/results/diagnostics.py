@@ -80,8 +80,12 @@ def final_memorisation(curves: pd.DataFrame) -> pd.DataFrame:
         spread = _interval_text(r.ci_low, r.ci_high) if r.seeds >= 2 else ""
         return f"{r['mean']:.1f}{spread} (n={int(r.seeds)}, epoch {int(r.epoch)})"
 
+    order = [
+        row_label(r) for r in sorted(last["row"].unique(), key=lambda v: (isinstance(v, str), v))
+    ]
     last = last.assign(cell=last.apply(cell, axis=1), row=last["row"].map(row_label))
-    return last.pivot(index=["row", "loss"], columns="measure", values="cell")
+    table = last.pivot(index=["row", "loss"], columns="measure", values="cell")
+    return table.reindex(order, level=0)  # rows in the order of their values, not of their text
 
 
 def fit_by_epoch(
