@@ -28,8 +28,10 @@ SHOWN = {
     ),
     "data_size_cpu": (
         "data_size_cpu.png",
+        "data_size_cpu_memorisation.png",
         "data_size_cpu.md",
         "data_size_cpu_vs_ce.md",
+        "data_size_cpu_memorisation.md",
         "claims.md",
     ),
 }
