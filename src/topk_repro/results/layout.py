@@ -45,7 +45,7 @@ def study_rows(runs: pd.DataFrame) -> Rows:
     return Rows(str(key), str(name), str(null_label))
 
 
-def _is_null(value) -> bool:
+def is_null(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -60,7 +60,7 @@ def loss_label(row: pd.Series, row_key_name: str | None = None) -> str:
     values = {
         key[len("loss.") :]: value
         for key, value in row.items()
-        if key.startswith("loss.") and key != row_key_name and not _is_null(value)
+        if key.startswith("loss.") and key != row_key_name and not is_null(value)
     }
     try:
         return entry.label(values)
@@ -75,7 +75,7 @@ def label_of(runs: pd.DataFrame, name: str, **settings) -> str | None:
     chosen = runs["loss.name"] == name
     for key, value in settings.items():
         column = runs.get(f"loss.{key}", pd.Series(None, index=runs.index, dtype=object))
-        unset = column.map(_is_null)
+        unset = column.map(is_null)
         chosen &= (column == value) | (unset & (not value))
     labels = runs.loc[chosen, "loss"].unique()
     return str(labels[0]) if len(labels) else None
@@ -112,7 +112,7 @@ def label_configurations(runs: pd.DataFrame) -> pd.DataFrame:
     values = runs.get(rows.key, pd.Series(None, index=runs.index, dtype=object))
     runs = runs.assign(
         loss=runs.apply(loss_label, axis=1, row_key_name=rows.key),
-        row=values.map(lambda v: rows.null_label if _is_null(v) else v),
+        row=values.map(lambda v: rows.null_label if is_null(v) else v),
     )
     splitting = _splitting_keys(runs)
     if splitting:

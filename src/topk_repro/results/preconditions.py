@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from topk_repro.results.layout import is_null, row_label
+
 # The last epoch's memorisation measures (engine/diagnostics.py), as collect.py's rows hold them.
 FIT_TOP1, FIT_TOP5 = "memo/unchanged/top1", "memo/unchanged/top5"
 NOISY_FIT = "memo/changed/noisy_top1"
@@ -63,10 +65,6 @@ class Regime:
         return "; ".join(parts)
 
 
-def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _same(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
@@ -76,14 +74,11 @@ def _same(a, b) -> bool:
 def _values(runs: pd.DataFrame, key: str) -> list:
     """The distinct values `runs` record for `key` (None when a run lacks it)."""
     column = runs[key] if key in runs else pd.Series([None] * len(runs), dtype=object)
-    return list(dict.fromkeys(None if _is_missing(v) else v for v in column))
+    return list(dict.fromkeys(None if is_null(v) else v for v in column))
 
 
 def _shown(values: list) -> str:
-    return ", ".join(
-        "not recorded" if v is None else format(v, "g") if isinstance(v, float) else str(v)
-        for v in values
-    )
+    return ", ".join("not recorded" if v is None else row_label(v) for v in values)
 
 
 def protocol_deviations(
@@ -144,7 +139,7 @@ def fit_shortfalls(
     (loss, row) whose mean fit at its own k is below `threshold`."""
     reasons = []
     for row in rows:
-        row_text = f"{row_name} {format(row, 'g') if isinstance(row, float) else row}"
+        row_text = f"{row_name} {row_label(row)}"
         for label in labels:
             measure, k_text = own_k_measure(runs, label)
             value, seeds = _mean_at(runs, label, row, measure)
@@ -163,7 +158,7 @@ def noisy_fit_shortfall(
 ) -> list[str]:
     """'regime not reached: CE fits x% of the changed labels ..., needs y%' when CE's mean fit
     of the labels the noise changed, at `row`, is below `threshold`."""
-    row_text = f"{row_name} {format(row, 'g') if isinstance(row, float) else row}"
+    row_text = f"{row_name} {row_label(row)}"
     value, seeds = _mean_at(runs, ce, row, NOISY_FIT)
     if value is None:
         return [_unmeasured(ce, row_text, NOISY_FIT)]
