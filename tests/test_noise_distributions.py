@@ -28,6 +28,16 @@ def transition_shares(old: np.ndarray, new: np.ndarray, size: int) -> np.ndarray
     return table / table.sum(1, keepdims=True), table.sum(1)
 
 
+def assert_redrawn_within_groups_of_five(old: np.ndarray, new: np.ndarray, p: float) -> None:
+    """Positions 0..4 inside a group of 5: with probability p a label is redrawn uniformly
+    among the 5 (itself included), so P(j | i) = p / 5 + (1 - p) [i = j]."""
+    shares, counts = transition_shares(old, new, 5)
+    for i in range(5):
+        for j in range(5):
+            expected = p / 5 + (1 - p) * (i == j)
+            assert within(shares[i, j], expected, counts[i]), (i, j, shares[i, j], expected)
+
+
 @pytest.fixture(scope="module")
 def fine() -> np.ndarray:
     return np.random.default_rng(123).integers(0, C, N)
@@ -37,11 +47,7 @@ def fine() -> np.ndarray:
 def test_block_rule_redraws_every_position_of_the_block_equally(fine, p):
     noisy = apply_label_noise(fine, realistic_coarse_map()[fine], p, "block", seed=1)
     assert (noisy // 5 == fine // 5).all()  # never leaves its block
-    shares, counts = transition_shares(fine % 5, noisy % 5, 5)
-    for i in range(5):
-        for j in range(5):
-            expected = p / 5 + (1 - p) * (i == j)
-            assert within(shares[i, j], expected, counts[i]), (i, j, shares[i, j], expected)
+    assert_redrawn_within_groups_of_five(fine % 5, noisy % 5, p)
     assert within((noisy != fine).mean(), 0.8 * p, N)
 
 
@@ -55,11 +61,7 @@ def test_superclass_rule_redraws_every_member_of_the_coarse_class_equally(fine, 
     position = np.empty(C, dtype=np.int64)
     for row in members:
         position[row] = np.arange(5)
-    shares, counts = transition_shares(position[fine], position[noisy], 5)
-    for i in range(5):
-        for j in range(5):
-            expected = p / 5 + (1 - p) * (i == j)
-            assert within(shares[i, j], expected, counts[i]), (i, j, shares[i, j], expected)
+    assert_redrawn_within_groups_of_five(position[fine], position[noisy], p)
     assert within((noisy != fine).mean(), 0.8 * p, N)
 
 

@@ -280,29 +280,11 @@ def noise_study(runs_dir: Path, svm_gain: float = 5.0, **svm) -> None:
 
 def test_a_regime_not_reached_gives_no_verdict_and_names_the_measure(tmp_path):
     noise_study(tmp_path)
+    underfit = ((0.0, {"fit": 46.0}), (0.8, {"noisy_fit": 5.8}))
     for seed in range(3):  # CE underfits its clean labels, and fits little of the noise
-        fake_run(
-            tmp_path,
-            "cifar100_noise",
-            "ce",
-            50,
-            70,
-            p=0.0,
-            seed=seed,
-            fit=46.0,
-            name=f"underfit-clean-{seed}",
-        )
-        fake_run(
-            tmp_path,
-            "cifar100_noise",
-            "ce",
-            50,
-            70,
-            p=0.8,
-            seed=seed,
-            noisy_fit=5.8,
-            name=f"underfit-noisy-{seed}",
-        )
+        for p, records in underfit:
+            name = f"underfit-{p}-{seed}"
+            fake_run(tmp_path, "cifar100_noise", "ce", 50, 70, p=p, seed=seed, name=name, **records)
     for folder in tmp_path.glob("cifar100_noise/ce-*"):
         if "-0.4-" not in folder.name:
             shutil.rmtree(folder)

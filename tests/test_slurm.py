@@ -82,25 +82,21 @@ def test_sizes_no_cluster_can_honour_are_named():
     assert problem == "hydra.launcher.nodes=3, but the default partition has 1 nodes"
 
 
+def _train_through_slurm(tmp_path: Path, *overrides: str, multirun: bool):
+    """The tiny run through launcher=slurm_cpu (one CPU), its output captured."""
+    command = train_command(*tiny_overrides(tmp_path), *ONE_CPU, *overrides, multirun=multirun)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
 def test_a_slurm_launcher_without_multirun_is_refused_instead_of_training_here(tmp_path):
-    result = subprocess.run(
-        train_command(*tiny_overrides(tmp_path), *ONE_CPU),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _train_through_slurm(tmp_path, multirun=False)
     assert result.returncode != 0
     assert "launcher=slurm_cpu submits SLURM jobs only in a multirun: add -m" in result.stderr
     assert not (tmp_path / "runs").exists() or not _folders(tmp_path / "runs")
 
 
 def test_a_request_of_no_time_is_refused_before_submission_even_without_sinfo(tmp_path):
-    result = subprocess.run(
-        train_command(*tiny_overrides(tmp_path), *ONE_CPU, "resources.time_min=0", multirun=True),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _train_through_slurm(tmp_path, "resources.time_min=0", multirun=True)
     assert result.returncode != 0
     assert "hydra.launcher.timeout_min=0: must be a whole number >= 1" in result.stderr
 
@@ -108,14 +104,7 @@ def test_a_request_of_no_time_is_refused_before_submission_even_without_sinfo(tm
 @pytest.mark.slow
 @needs_slurm
 def test_an_impossible_request_is_refused_before_submission(tmp_path):
-    result = subprocess.run(
-        train_command(
-            *tiny_overrides(tmp_path), *ONE_CPU, "resources.cpus_per_process=512", multirun=True
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _train_through_slurm(tmp_path, "resources.cpus_per_process=512", multirun=True)
     assert result.returncode != 0
     assert "hydra.launcher.cpus_per_task=512 x tasks_per_node=1" in result.stderr
     assert not (tmp_path / "runs").exists() or not _folders(tmp_path / "runs")
