@@ -41,7 +41,7 @@ TARGETS = {
         ],
     ),
     "identity": (
-        SRC / "engine" / "identity.py",
+        SRC / "config" / "identity.py",
         ["tests/test_identity.py", "tests/test_survivors.py"],
     ),
     "claims": (SRC / "results" / "claims.py", ["tests/test_results.py"]),

@@ -17,14 +17,16 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
+from topk_repro.config.naming import register_resolvers
 from topk_repro.data.cifar_format import CifarSplit, write_meta, write_split
-from topk_repro.engine.naming import register_resolvers
+from topk_repro.engine.distributed import launch_description
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout
 CONFIGS = ROOT / "configs"
 TRAIN = str(ROOT / "src" / "train.py")
 
-register_resolvers()  # the configs name run folders with them (cli.main does the same)
+# The configs name run folders with them (cli.main does the same).
+register_resolvers(lambda: launch_description().world_size)
 
 
 def train_command(*overrides: str, multirun: bool = False) -> list[str]:

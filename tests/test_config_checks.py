@@ -60,7 +60,7 @@ def test_bad_key_access_in_struct_config_names_the_key(tmp_path):
 
 
 def test_study_settings_are_typed_and_the_claim_families_are_the_checks_ones():
-    from topk_repro.engine.settings import CLAIM_FAMILIES, check_config
+    from topk_repro.config.settings import CLAIM_FAMILIES, check_config
     from topk_repro.results.claims import FAMILIES
 
     assert set(CLAIM_FAMILIES) == set(FAMILIES)

@@ -145,7 +145,9 @@ def test_synthetic_pixel_noise_must_be_a_finite_level(tmp_path, noise):
 
 
 def imagenet_cfg(root, **changes):
-    return dataset_config("imagenet", **{"val_per_class": 5, **changes, "root": str(root)})
+    """`dataset=imagenet` on a fixture of 3 classes unless `num_classes` says otherwise."""
+    values = {"val_per_class": 5, "num_classes": 3, **changes, "root": str(root)}
+    return dataset_config("imagenet", **values)
 
 
 def test_imagenet_subsets_balanced_nested_disjoint(tmp_path):
@@ -273,7 +275,7 @@ def test_imagenet_test_transform_pickles_for_spawned_workers(tmp_path):
     import pickle
 
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=8, val_per_class=2)
-    bundle = build_data(imagenet_cfg(tmp_path, val_per_class=2))
+    bundle = build_data(imagenet_cfg(tmp_path, val_per_class=2, num_classes=2))
     restored = pickle.loads(pickle.dumps(bundle.test))
     assert restored[0][0].shape == (10, 3, 224, 224)
 

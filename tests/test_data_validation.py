@@ -157,6 +157,14 @@ def test_a_set_generated_before_digests_is_kept_and_its_marker_upgraded(tmp_path
     assert "files" in json.loads((folder / synthetic.MARKER).read_text())
 
 
+def test_an_imagenet_class_count_unlike_its_folders_is_refused_by_name(tmp_path):
+    write_imagefolder_fixture(tmp_path, classes=3, train_per_class=3, val_per_class=1)
+    cfg = dataset_config("imagenet", root=str(tmp_path), num_classes=1000, val_per_class=1)
+    message = rf"dataset.num_classes=1000, but {tmp_path / 'train'} holds 3 class folders"
+    with pytest.raises(ValueError, match=message):
+        build_data(cfg)
+
+
 def test_damaged_imagenet_index_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("TOPK_REPRO_CACHE", str(tmp_path / "cache"))
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=3, val_per_class=1)
@@ -169,7 +177,13 @@ def test_damaged_imagenet_index_is_rebuilt(tmp_path, monkeypatch):
 def test_truncated_image_is_an_error_naming_it(tmp_path):
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=20, val_per_class=1)
     cfg = dataset_config(
-        "imagenet", root=str(tmp_path), val_per_class=2, image_size=8, resize=10, test_crops=1
+        "imagenet",
+        root=str(tmp_path),
+        num_classes=2,
+        val_per_class=2,
+        image_size=8,
+        resize=10,
+        test_crops=1,
     )
     bundle = build_data(cfg)
     broken = bundle.test.folder / bundle.test.paths[0]
@@ -181,7 +195,9 @@ def test_truncated_image_is_an_error_naming_it(tmp_path):
 
 def test_too_few_validation_images_name_val_per_class(tmp_path):
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=3, val_per_class=1)
-    cfg = dataset_config("imagenet", root=str(tmp_path), val_per_class=5, test_crops=1)
+    cfg = dataset_config(
+        "imagenet", root=str(tmp_path), num_classes=2, val_per_class=5, test_crops=1
+    )
     with pytest.raises(ValueError, match=r"fewer than dataset.val_per_class=5"):
         build_data(cfg)
 

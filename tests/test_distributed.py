@@ -22,9 +22,9 @@ from helpers import (
     tiny_overrides,
     train_command,
 )
+from topk_repro.config.identity import identity_digest, run_identity
 from topk_repro.data.arrays import ArrayDataset, DeviceLoader
 from topk_repro.engine import fit
-from topk_repro.engine.identity import identity_digest, run_identity
 from topk_repro.engine.loop import BatchSettings
 
 SCORES = ("test/top1", "test/top5", "last/test/top1", "last/test/top5", "best_epoch")

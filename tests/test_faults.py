@@ -22,7 +22,8 @@ from helpers import (
 from topk_repro.data.cifar_format import read_split
 from topk_repro.engine import fit
 from topk_repro.engine.record import DataMismatch
-from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir, read_metrics
+from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir
+from topk_repro.run_files import read_metrics
 
 SCORES = ("test/top1", "test/top5", "last/test/top1", "last/test/top5", "best_epoch")
 

@@ -6,8 +6,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from helpers import compose_config, tiny_overrides
+from topk_repro.config.identity import RunFolderConflict, run_identity
 from topk_repro.engine import fit
-from topk_repro.engine.identity import RunFolderConflict, run_identity
 
 
 def run_folder(tmp_path, *overrides: str) -> str:
@@ -171,7 +171,7 @@ def _every_component() -> list[list[str]]:
 
 @pytest.mark.parametrize("overrides", _every_component(), ids=" ".join)
 def test_every_setting_changes_the_digest_unless_it_cannot_change_results(overrides):
-    from topk_repro.engine.identity import flatten, identity_digest
+    from topk_repro.config.identity import flatten, identity_digest
 
     config = OmegaConf.to_container(compose_config(overrides), resolve=True)
     digest = identity_digest(run_identity(config))

@@ -6,9 +6,9 @@ import torch
 import yaml
 
 from helpers import compose_config, run_checked, tiny_overrides, train_command
+from topk_repro.config.identity import identity_digest, run_identity
+from topk_repro.config.settings import check_config
 from topk_repro.engine import fit
-from topk_repro.engine.identity import identity_digest, run_identity
-from topk_repro.engine.settings import check_config
 
 
 def _optimizer_state(run_folder) -> dict:

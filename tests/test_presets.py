@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from helpers import CONFIGS, compose_config, run_script_here
-from topk_repro.engine.settings import check_config
+from topk_repro.config.settings import check_config
 
 
 def test_paper_presets_encode_the_paper_facts():
@@ -91,6 +91,38 @@ def test_launcher_presets_select_the_hydra_plugin(launcher, target):
     assert cfg.hydra.launcher._target_.endswith(target)
 
 
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "slurm_ddp", "slurm_cpu"])
+def test_every_slurm_preset_is_sized_from_resources(launcher):
+    sizes = ["resources.mem_gb=64", "resources.time_min=2880", "resources.cpus_per_gpu=3"]
+    sizes.append("resources.cpus_per_process=3")
+    job = compose_config([f"launcher={launcher}", *sizes], return_hydra_config=True).hydra.launcher
+    assert (job.mem_gb, job.timeout_min, job.cpus_per_task) == (64, 2880, 3)
+
+
+# Run identities pinned: a refactoring of code or presets must leave every run where it was
+# (the folder name's digest) and every study's finished runs findable.  Recomputed by
+# `identity_digest(run_identity(compose_config([...])))`; a change here is a change of results.
+PINNED = {
+    ("experiment=cifar100_noise", "loss=ce"): "493b0f07ae",
+    ("experiment=cifar100_noise", "loss=smooth_topk_svm", "dataset.noise.p=1.0"): "7442027a72",
+    ("experiment=cifar100_tau_hard", "loss=hard_topk_svm"): "ddde366c7d",
+    ("experiment=compare_losses", "loss=lml", "dataset.noise.p=0.8"): "b57e319397",
+    ("experiment=compare_losses_demo", "loss=gce"): "d2951f5b13",
+    ("experiment=study_cpu", "loss=smooth_topk_svm", "dataset.noise.p=0.8"): "c55ffa083d",
+    ("experiment=data_size_cpu", "loss=smooth_topk_svm"): "d8845fdf11",
+    ("experiment=demo", "loss=ce"): "51930467e2",
+    ("experiment=imagenet_subsets", "loss=smooth_topk_svm"): "1defe05999",
+    ("experiment=cpu_scale", "loss=smooth_topk_svm", "optim=adamw"): "00379a80ef",
+}
+
+
+@pytest.mark.parametrize("overrides", list(PINNED), ids=" ".join)
+def test_preset_run_identities_stay_pinned(overrides):
+    from topk_repro.config.identity import identity_digest, run_identity
+
+    assert identity_digest(run_identity(compose_config(list(overrides)))) == PINNED[overrides]
+
+
 @pytest.mark.parametrize(
     ("experiment", "listed"),
     [
@@ -124,7 +156,7 @@ def test_each_study_is_under_the_protocol_of_the_claims_it_declares(experiment):
     a sized study whose preset strays from its claims' protocol would never get a verdict."""
     import pandas as pd
 
-    from topk_repro.engine.identity import flatten
+    from topk_repro.config.identity import flatten
     from topk_repro.results.claims import FAMILIES, _svm_label
     from topk_repro.results.layout import baseline_label, loss_label
     from topk_repro.results.preconditions import protocol_deviations
@@ -153,7 +185,7 @@ def test_the_protocol_check_sees_a_preset_that_strays_from_it():
     """The test above can fail: the CPU data-size study at CE's learning rate is refused."""
     import pandas as pd
 
-    from topk_repro.engine.identity import flatten
+    from topk_repro.config.identity import flatten
     from topk_repro.results.claims import FAMILIES
     from topk_repro.results.layout import loss_label
     from topk_repro.results.preconditions import protocol_deviations

@@ -1,21 +1,18 @@
 """Every setting means what it says: the config the engine, the identity and config.yaml use is
 the one the schemas typed (booleans as booleans, numbers as numbers), and a component owns its
-schema, so a new loss with its own parameter is one module, one YAML file, one registry line."""
+schema (tests/test_extending.py adds one of each kind)."""
 
 import dataclasses
 import json
-import shutil
-import sys
 
 import numpy as np
 import pytest
 import yaml
-from omegaconf import OmegaConf
 
 from helpers import CONFIGS, compose_config, tiny_overrides
+from topk_repro.config.identity import identity_digest, run_identity
+from topk_repro.config.settings import COMPONENT_GROUPS, ENGINE_GROUPS, typed_config
 from topk_repro.engine import fit
-from topk_repro.engine.identity import identity_digest, run_identity
-from topk_repro.engine.settings import COMPONENT_GROUPS, ENGINE_GROUPS, typed_config
 
 FALSE_SPELLINGS = ("false", "False", "no", "off", "0")
 TRUE_SPELLINGS = ("true", "yes", "on", "1")
@@ -111,139 +108,3 @@ def test_a_float_range_value_is_the_number_people_mean(tmp_path):
     drifted = compose_config(tiny_overrides(tmp_path, "dataset.noise.p=0.6000000000000001"))
     meant = compose_config(tiny_overrides(tmp_path, "dataset.noise.p=0.6"))
     assert identity_digest(run_identity(drifted)) == identity_digest(run_identity(meant))
-
-
-THROWAWAY_MODULE = '''
-"""A throwaway loss with a parameter no other loss has: gamma."""
-from collections.abc import Mapping
-from dataclasses import dataclass
-
-import torch
-
-
-@dataclass
-class Settings:
-    name: str
-    tag: str
-    gamma: float
-
-
-def label(values: Mapping) -> str:
-    return f"throwaway gamma={values['gamma']:g}"
-
-
-def build(cfg, data):
-    def loss(logits, labels):
-        return cfg.gamma * torch.nn.functional.cross_entropy(logits.float(), labels)
-
-    return loss, lambda logits: logits.float()
-'''
-
-
-def test_a_new_loss_with_its_own_parameter_is_one_module_one_yaml_one_registry_line(
-    tmp_path, monkeypatch
-):
-    from topk_repro.components import Component
-    from topk_repro.losses import LOSSES
-    from topk_repro.results.layout import loss_label
-
-    configs = tmp_path / "configs"
-    shutil.copytree(CONFIGS, configs)
-    (configs / "loss" / "throwaway.yaml").write_text(
-        "name: throwaway\ngamma: 0.5\ntag: throwaway-g${num:${loss.gamma}}\n"
-    )
-    (tmp_path / "throwaway_loss.py").write_text(THROWAWAY_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import throwaway_loss
-
-    monkeypatch.setitem(
-        LOSSES,
-        "throwaway",
-        Component(throwaway_loss.build, throwaway_loss.Settings, throwaway_loss.label),
-    )
-    overrides = tiny_overrides(tmp_path, "trainer.epochs=1", "loss=throwaway", "loss.gamma=2")
-    cfg = compose_config(overrides, config_dir=configs)
-    final = fit.run(cfg, tmp_path / "run")
-    assert final["status"] == "finished"
-    record = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert record["identity"]["loss.gamma"] == 2.0
-    assert loss_label({"loss.name": "throwaway", "loss.gamma": 2.0}) == "throwaway gamma=2"
-    with pytest.raises(ValueError, match="loss.gama: Key 'gama' not in 'Settings'"):
-        fit.run(compose_config([*overrides, "+loss.gama=1"], config_dir=configs), tmp_path / "x")
-    sys.modules.pop("throwaway_loss", None)
-
-
-THROWAWAY_DATASET = '''
-"""A throwaway data set: the synthetic set with a parameter of its own, `label_shift`."""
-from dataclasses import dataclass
-
-import torch
-
-from topk_repro.data.cifar import SyntheticSettings, build_synthetic
-
-
-@dataclass
-class Settings(SyntheticSettings):
-    label_shift: int
-
-
-def build(cfg):
-    bundle = build_synthetic(cfg)
-    shifted = (bundle.train_labels + cfg.label_shift) % bundle.num_classes
-    bundle.labels["train_noisy"] = shifted
-    bundle.train.labels = torch.from_numpy(shifted)
-    bundle.record["label_shift"] = cfg.label_shift
-    return bundle
-'''
-
-
-def _throwaway_dataset(tmp_path, monkeypatch, yaml_lines: str):
-    from topk_repro.components import Component
-    from topk_repro.data import BUILDERS
-
-    configs = tmp_path / "configs"
-    shutil.copytree(CONFIGS, configs)
-    (configs / "dataset" / "shifted.yaml").write_text(yaml_lines)
-    (tmp_path / "throwaway_dataset.py").write_text(THROWAWAY_DATASET)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import throwaway_dataset
-
-    monkeypatch.setitem(
-        BUILDERS, "shifted", Component(throwaway_dataset.build, throwaway_dataset.Settings)
-    )
-    return configs
-
-
-def test_a_new_data_set_with_its_own_parameter_trains_through_the_base_schema(
-    tmp_path, monkeypatch
-):
-    configs = _throwaway_dataset(
-        tmp_path,
-        monkeypatch,
-        "defaults:\n  - synthetic\n  - _self_\nname: shifted\nlabel_shift: 3\n",
-    )
-    overrides = tiny_overrides(tmp_path, "trainer.epochs=1", "dataset=shifted")
-    cfg = compose_config(overrides, config_dir=configs)
-    assert fit.run(cfg, tmp_path / "run")["status"] == "finished"
-    record = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert record["identity"]["dataset.label_shift"] == 3.0
-    assert record["dataset"]["label_shift"] == 3
-    assert "dataset.root" not in record["identity"]  # the base schema's outside_identity()
-    assert record["seeds"] == {"train": 0, "noise": 0, "split": 1234}
-    sys.modules.pop("throwaway_dataset", None)
-
-
-def test_a_data_set_missing_a_base_field_is_refused_at_the_config_check(tmp_path, monkeypatch):
-    from topk_repro.engine.settings import check_config
-
-    configs = _throwaway_dataset(
-        tmp_path,
-        monkeypatch,
-        "defaults:\n  - synthetic\n  - _self_\nname: shifted\nlabel_shift: 3\n",
-    )
-    cfg = compose_config(tiny_overrides(tmp_path, "dataset=shifted"), config_dir=configs)
-    OmegaConf.set_struct(cfg, False)
-    del cfg.dataset["split_seed"]  # a data set whose config lacks a field every data set has
-    with pytest.raises(ValueError, match="dataset.split_seed: missing"):
-        check_config(cfg)
-    sys.modules.pop("throwaway_dataset", None)

@@ -21,7 +21,7 @@ import yaml
 from helpers import compose_config, run_checked, tiny_overrides, train_command
 from topk_repro.cluster import parse_sinfo, request_problems, value_problems
 from topk_repro.engine import fit
-from topk_repro.engine.run_dir import read_metrics
+from topk_repro.run_files import read_metrics
 
 
 def _scheduler_answers() -> bool:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from helpers import compose_config, tiny_overrides
+from topk_repro.config.identity import identity_digest, run_identity
 from topk_repro.data.label_noise import noise_groups
 from topk_repro.engine.diagnostics import TopkDiagnostics
-from topk_repro.engine.identity import identity_digest, run_identity
 from topk_repro.engine.metrics import Meter
 from topk_repro.losses import LossData, build_criterion
 from topk_repro.losses.topk_svm import smooth_label

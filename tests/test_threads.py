@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from helpers import compose_config, tiny_overrides
+from topk_repro.config.identity import identity_digest, run_identity
+from topk_repro.config.settings import check_config
 from topk_repro.engine import fit
-from topk_repro.engine.identity import identity_digest, run_identity
-from topk_repro.engine.settings import check_config
 from topk_repro.engine.threads import auto_threads, processes_on_node
 
 

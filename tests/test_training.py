@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 
 from helpers import compose_config, run_checked, tiny_overrides, train_command
 from smooth_topk import cpu_kernel
 from topk_repro.engine import assembly, fit
 from topk_repro.engine.loop import NonFiniteLoss
-from topk_repro.engine.schedule import learning_rate
 from topk_repro.evaluation import load_run
+from topk_repro.optimizers import learning_rate
 
 METRIC_KEYS = {
     "epoch",
@@ -46,7 +47,8 @@ SCORE_KEYS = sorted(FINAL_KEYS - {"train_time_s"})
 
 
 def test_learning_rate_schedule_counts_epochs_from_one():
-    rates = [learning_rate(e, 0.1, [151, 226], 0.1) for e in (1, 150, 151, 225, 226, 300)]
+    schedule = OmegaConf.create({"lr": 0.1, "milestones": [151, 226], "gamma": 0.1})
+    rates = [learning_rate(e, schedule) for e in (1, 150, 151, 225, 226, 300)]
     assert rates == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import compose_config, offline_history, run_checked, script_command, tiny_overrides
 from topk_repro.engine import fit
 from topk_repro.engine.interrupt import Interrupted
-from topk_repro.engine.logger import BEST_IN_FINAL
+from topk_repro.run_files import BEST_IN_FINAL
 
 
 def wandb_overrides(tmp_path: Path, *extra: str) -> list[str]:

@@ -170,3 +170,11 @@ def test_the_documented_defaults_are_k5_tau1_alpha1():
     hard = hard_topk_svm(scores, labels, k=5, alpha=1.0)
     assert torch.equal(hard_topk_svm(scores, labels), hard)
     assert torch.equal(HardTopkSVM()(scores, labels), hard)
+
+
+def test_the_module_says_which_implementation_computes_it(monkeypatch):
+    monkeypatch.setenv("SMOOTH_TOPK_IMPL", "pytorch")
+    assert SmoothTopkSVM(k=5).implementation("cpu") == "pytorch"
+    monkeypatch.setenv("SMOOTH_TOPK_IMPL", "auto")
+    criterion = SmoothTopkSVM(k=50)  # beyond the CPU kernel's k: PyTorch's operations
+    assert criterion.implementation(torch.device("cpu")) == "pytorch"

@@ -12,18 +12,18 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from topk_repro.config.naming import register_resolvers
 from topk_repro.engine.console import kept_in
 from topk_repro.engine.distributed import launch_description
 from topk_repro.engine.fit import run
 from topk_repro.engine.folder_lock import FolderBusy
 from topk_repro.engine.interrupt import Interrupted, exit_code_of
 from topk_repro.engine.loop import NonFiniteLoss
-from topk_repro.engine.naming import register_resolvers
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # Here, not in main(): Hydra's launchers (joblib, submitit) run `_train` in processes that
 # import this module without calling main(), and resolve the run folder's name there.
-register_resolvers()
+register_resolvers(lambda: launch_description().world_size)
 SEARCHABLE_METRICS = ("best_val/top1", "best_val/top5")
 
 

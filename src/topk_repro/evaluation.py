@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from topk_repro.config.settings import check_config
 from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.engine.assembly import build_loss, build_test_loader, test_metrics, tester
@@ -23,7 +24,6 @@ from topk_repro.engine.device import pick_device
 from topk_repro.engine.loop import BatchSettings
 from topk_repro.engine.record import DataMismatch, data_differences
 from topk_repro.engine.run_dir import DamagedCheckpoint, RunDir, describe_error
-from topk_repro.engine.settings import check_config
 from topk_repro.models import build_model
 
 CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}

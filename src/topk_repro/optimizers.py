@@ -2,32 +2,28 @@
 by `optim.name` (configs/optim/).
 
 Every optimizer shares the step schedule (`lr`, `milestones`, `gamma`: the engine sets each
-epoch's learning rate, engine/schedule.py) and `weight_decay`; its own settings extend
-`OptimizerSettings`.  An entry's `check` fails on values its schema's types cannot refuse,
-naming the key, before any work.
+epoch's learning rate from `learning_rate`) and `weight_decay`; its own settings extend
+`OptimizerSettings` (config/components.py).  An entry's `check` fails on values its schema's
+types cannot refuse, naming the key, before any work.
 """
 
 from dataclasses import dataclass, field
 
 import torch
 
-from topk_repro.components import Component, above, at_least, look_up
-
-
-@dataclass
-class OptimizerSettings:
-    """The keys every optimizer's config group has."""
-
-    name: str
-    lr: float
-    weight_decay: float
-    milestones: list[int]  # epochs (counted from 1) at whose start the lr is multiplied by gamma
-    gamma: float
+from topk_repro.config.components import (
+    Component,
+    OptimizerSettings,
+    Registry,
+    above,
+    at_least,
+    check_optimizer_base,
+)
 
 
 @dataclass
 class SgdSettings(OptimizerSettings):
-    """`optim=sgd_step`: the paper's SGD with (Nesterov) momentum."""
+    """`optim=sgd`: the paper's SGD with (Nesterov) momentum."""
 
     momentum: float = 0.9
     nesterov: bool = True
@@ -41,23 +37,15 @@ class AdamWSettings(OptimizerSettings):
     eps: float = 1e-8
 
 
-def _check_common(cfg) -> None:
-    above("optim.lr", cfg.lr, 0)
-    at_least("optim.weight_decay", cfg.weight_decay, 0)
-    above("optim.gamma", cfg.gamma, 0)
-    for milestone in cfg.milestones:
-        at_least("optim.milestones", milestone, 1)
-
-
-def _check_sgd(cfg) -> None:
-    _check_common(cfg)
+def _check_sgd(cfg, num_classes: int) -> None:
+    check_optimizer_base(cfg)
     at_least("optim.momentum", cfg.momentum, 0)
     if cfg.nesterov and cfg.momentum == 0:
         raise ValueError("optim.nesterov=true needs optim.momentum > 0")
 
 
-def _check_adamw(cfg) -> None:
-    _check_common(cfg)
+def _check_adamw(cfg, num_classes: int) -> None:
+    check_optimizer_base(cfg)
     if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
         raise ValueError(f"optim.betas must be two numbers in [0, 1), got {list(cfg.betas)}")
     above("optim.eps", cfg.eps, 0)
@@ -79,17 +67,23 @@ def _build_adamw(cfg, parameters) -> torch.optim.Optimizer:
     )
 
 
-OPTIMIZERS: dict[str, Component] = {
-    "sgd": Component(_build_sgd, SgdSettings, check=_check_sgd),
-    "adamw": Component(_build_adamw, AdamWSettings, check=_check_adamw),
-}
-
-
-def check_optimizer(cfg) -> None:
-    """Fail on settings of the `optim` group that cannot be right, naming the key."""
-    look_up(OPTIMIZERS, "optim", cfg.name).check(cfg)
+OPTIMIZERS = Registry(
+    "optim",
+    OptimizerSettings,
+    {
+        "sgd": Component(_build_sgd, SgdSettings, _check_sgd),
+        "adamw": Component(_build_adamw, AdamWSettings, _check_adamw),
+    },
+)
 
 
 def build_optimizer(cfg, parameters) -> torch.optim.Optimizer:
     """The optimizer named by `cfg.name` (the `optim` config group) over `parameters`."""
-    return look_up(OPTIMIZERS, "optim", cfg.name).build(cfg, parameters)
+    return OPTIMIZERS.look_up(cfg.name).build(cfg, parameters)
+
+
+def learning_rate(epoch: int, cfg) -> float:
+    """The learning rate of `epoch` (counted from 1) under the `optim` group's step schedule:
+    `lr`, multiplied by `gamma` at the start of each of the `milestones` epochs.  A pure
+    function of the epoch, so a resumed run needs nothing more from its checkpoint."""
+    return cfg.lr * cfg.gamma ** sum(epoch >= milestone for milestone in cfg.milestones)

@@ -17,7 +17,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from topk_repro.engine.run_dir import read_metrics
+from topk_repro.run_files import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from smooth_topk.checks import check_hyperparameters, check_nonnegative_vector
+from smooth_topk.dispatch import implementation_in_use
 from smooth_topk.functional import hard_topk_svm, smooth_topk_svm
 
 
@@ -91,6 +92,12 @@ class SmoothTopkSVM(_TopkLoss):
     ) -> torch.Tensor:
         options = self._options(logits, labels, sample_weight, alpha)
         return smooth_topk_svm(logits, labels, self.k, self.tau, **options)
+
+    def implementation(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> str:
+        """Which implementation computes this loss for `dtype` scores on `device`: "triton",
+        "cpu_kernel" or "pytorch" (for run records and logs; asking may build the CPU
+        kernel)."""
+        return implementation_in_use(device, self.k, dtype)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, tau={self.tau}, {self._repr_margin()}, reduction={self.reduction!r}"

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from topk_repro.components import DatasetSettings, outside_identity
+from topk_repro.config.components import (
+    DatasetSettings,
+    at_least,
+    check_dataset_base,
+    outside_identity,
+)
 from topk_repro.data import synthetic
 from topk_repro.data.arrays import ArrayDataset
 from topk_repro.data.augment import normalize
@@ -26,6 +31,7 @@ from topk_repro.data.human_noise import read_human_labels
 from topk_repro.data.label_noise import (
     NoiseSettings,
     apply_label_noise,
+    check_noise,
     coarse_of_fine,
     noise_groups,
 )
@@ -58,8 +64,23 @@ class SyntheticSettings(CifarSettings):
     synthetic: GeneratorSettings
 
 
+def check_cifar(cfg, num_classes: int) -> None:
+    check_dataset_base(cfg)
+    at_least("dataset.val_count", cfg.val_count, 1)
+    check_noise(cfg.noise.p, cfg.noise.mode, cfg.noise.file)
+
+
+def check_synthetic(cfg, num_classes: int) -> None:
+    check_cifar(cfg, num_classes)
+    at_least("dataset.synthetic.num_train", cfg.synthetic.num_train, 2)
+    at_least("dataset.synthetic.num_test", cfg.synthetic.num_test, 1)
+    if cfg.synthetic.pixel_noise is not None:
+        at_least("dataset.synthetic.pixel_noise", cfg.synthetic.pixel_noise, 0)
+
+
 def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
-    """The bundle from CIFAR-format files under root."""
+    """The bundle from CIFAR-format files under root (`identity`: what run.json records of
+    the files)."""
     check_class_count(root, cfg.num_classes)
     train_file = read_split(root, "train", cfg.num_classes)
     test_file = read_split(root, "test", cfg.num_classes)
@@ -82,7 +103,7 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
     )
     val_labels = noisy[val_index] if cfg.noise.on_val else clean[val_index]
     realised = float(np.mean(noisy[train_index] != clean[train_index]))
-    record = {
+    details = {
         **identity,
         "root": str(root),
         "split": {
@@ -100,10 +121,9 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
             **noise_record,
         },
     }
-    labels = {
+    extra_labels = {
         "train_index": train_index,
         "train_clean": clean[train_index],
-        "train_noisy": noisy[train_index],
         "val_index": val_index,
         "val_labels": val_labels,
     }
@@ -120,8 +140,10 @@ def build_from_files(cfg, root: Path, identity: dict) -> DataBundle:
         val=ArrayDataset(train_file.images[val_index], val_labels, train=False),
         test=ArrayDataset(test_file.images, test_file.fine, train=False),
         num_classes=cfg.num_classes,
-        record=record,
-        labels=labels,
+        name=cfg.name,
+        train_labels=noisy[train_index],
+        details=details,
+        extra_labels=extra_labels,
         memorisation_probe=memorisation_probe,
         groups=noise_groups(cfg.noise.mode, classes),
         test_transform=cifar_test_transform,
@@ -138,7 +160,7 @@ def cifar_test_transform(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 def build_cifar100(cfg) -> DataBundle:
     root = Path(cfg.root)
     ensure_files(root, cfg.download)
-    return build_from_files(cfg, root, {"name": "cifar100", **files_identity(root)})
+    return build_from_files(cfg, root, files_identity(root))
 
 
 def build_synthetic(cfg) -> DataBundle:
@@ -150,5 +172,5 @@ def build_synthetic(cfg) -> DataBundle:
         cfg.synthetic.seed,
         cfg.synthetic.pixel_noise,
     )
-    identity = {"name": "synthetic", "official": False, "synthetic": parameters}
+    identity = {"official": False, "synthetic": parameters}
     return build_from_files(cfg, root, identity)

@@ -20,7 +20,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
 
-from topk_repro.components import DatasetSettings
+from topk_repro.config.components import DatasetSettings, at_least, check_dataset_base
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import EpochSeeded
 from topk_repro.data.splits import balanced_subset
@@ -181,11 +181,24 @@ class ImageNetSettings(DatasetSettings):
     test_crops: int
 
 
-def build_imagenet(cfg) -> DataBundle:
-    root = Path(cfg.root)
+def check(cfg, num_classes: int) -> None:
+    check_dataset_base(cfg)
     if cfg.train_per_class is not None and cfg.train_per_class < 1:
         raise ValueError(f"dataset.train_per_class must be >= 1 or null, got {cfg.train_per_class}")
+    at_least("dataset.val_per_class", cfg.val_per_class, 1)
+    if cfg.test_crops not in (1, 10):
+        raise ValueError(f"dataset.test_crops must be 1 or 10, got {cfg.test_crops}")
+
+
+def build_imagenet(cfg) -> DataBundle:
+    root = Path(cfg.root)
     classes, paths, labels = scan_folder(root / "train")
+    if len(classes) != cfg.num_classes:
+        raise ValueError(
+            f"dataset.num_classes={cfg.num_classes}, but {root / 'train'} holds {len(classes)} "
+            f"class folders: set dataset.num_classes={len(classes)} (the config check, the loss "
+            "and the run identity read it), or point dataset.root at the intended folder"
+        )
     test_classes, test_paths, test_labels = scan_folder(root / "val")
     if test_classes != classes:
         raise ValueError(f"{root / 'val'} must hold the same class folders as {root / 'train'}")
@@ -204,8 +217,7 @@ def build_imagenet(cfg) -> DataBundle:
     def subset(index, transform):
         return ImageListDataset(root / "train", [paths[i] for i in index], labels[index], transform)
 
-    record = {
-        "name": "imagenet",
+    details = {
         "root": str(root),
         "official": None,
         "classes": len(classes),
@@ -226,11 +238,12 @@ def build_imagenet(cfg) -> DataBundle:
         test=test,
         check_before_training=test.check_readable,
         num_classes=len(classes),
-        record=record,
-        labels={
+        name=cfg.name,
+        train_labels=labels[train_index],
+        details=details,
+        extra_labels={
             "train_index": train_index,
             "train_clean": labels[train_index],
-            "train_noisy": labels[train_index],
             "val_index": val_index,
         },
         test_crops=cfg.test_crops,

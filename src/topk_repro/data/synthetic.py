@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topk_repro.components import at_least
+from topk_repro.config.components import at_least
 from topk_repro.data.cifar_format import FOLDER, CifarSplit, write_meta, write_split
 from topk_repro.files import write_atomically
 

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from topk_repro.config.settings import per_process_batch
 from topk_repro.data.bundle import DataBundle
 from topk_repro.engine.diagnostics import TopkDiagnostics, probe_indices
 from topk_repro.engine.distributed import Processes
 from topk_repro.engine.interrupt import StopFlag
 from topk_repro.engine.loaders import build_loader
 from topk_repro.engine.loop import BatchSettings, evaluate
-from topk_repro.engine.settings import per_process_batch
 from topk_repro.losses import LossData, build_criterion
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from topk_repro.config.identity import check_folder_identity, run_identity
+from topk_repro.config.settings import check_config, per_process_batch
 from topk_repro.data import build_data
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import epoch_seed
@@ -42,21 +44,17 @@ from topk_repro.engine.distributed import (
     launch_description,
     share_buffers_of_rank_zero,
 )
-from topk_repro.engine.identity import check_folder_identity, run_identity
 from topk_repro.engine.interrupt import Interrupted, StopFlag, exit_code_of, stop_flag
-from topk_repro.engine.logger import BEST_IN_FINAL, Logger, build_logger
+from topk_repro.engine.logger import Logger, build_logger
 from topk_repro.engine.loop import BatchSettings, NonFiniteLoss, evaluate, train_epoch
-from topk_repro.engine.record import (
-    now,
-)
-from topk_repro.engine.resume import adopt_later_best, check_resumed_data, write_record
+from topk_repro.engine.record import now, write_record
+from topk_repro.engine.resume import adopt_later_best, check_resumed_data
 from topk_repro.engine.run_dir import RunDir
-from topk_repro.engine.schedule import learning_rate
-from topk_repro.engine.settings import check_config, per_process_batch
 from topk_repro.engine.state import TrainState
 from topk_repro.engine.threads import set_cpu_threads
 from topk_repro.models import build_model
-from topk_repro.optimizers import build_optimizer
+from topk_repro.optimizers import build_optimizer, learning_rate
+from topk_repro.run_files import BEST_IN_FINAL
 
 
 @dataclass
@@ -69,9 +67,10 @@ class Training:
     data: DataBundle
     model: torch.nn.Module
     training_model: torch.nn.Module  # the model, wrapped for DDP and torch.compile when asked
+    criterion: torch.nn.Module  # the loss, built once (the tester measures with it too)
     optimizer: torch.optim.Optimizer
     loaders: Loaders
-    tester: Tester  # the criterion, crop transform and what test metrics need
+    tester: Tester  # the crop transform and what test metrics need
     state: TrainState
     logger: Logger
     batches: BatchSettings
@@ -81,7 +80,7 @@ class Training:
 def run(cfg: DictConfig, run_path: Path, job_number: int | None = None) -> dict | None:
     """Train (or resume) the run whose folder is `run_path`; returns final.json's content.
 
-    The config is used as its schemas type it (engine/settings.py).  A run stopped by a signal
+    The config is used as its schemas type it (config/settings.py).  A run stopped by a signal
     raises `Interrupted`, one whose loss became non-finite `NonFiniteLoss`, each after
     final.json says so (cli.py turns them into exit codes)."""
     cfg = check_config(cfg)
@@ -138,7 +137,9 @@ def _prepare(
     record = None
     if processes.is_main:
         resuming = checkpoint is not None
-        record = write_record(run_dir, cfg, identity, data, model, device, processes, resuming)
+        record = write_record(
+            run_dir, cfg, identity, data, model, criterion, device, processes, resuming
+        )
     if cfg.trainer.epochs == 0:
         return None
 
@@ -163,6 +164,7 @@ def _prepare(
         data=data,
         model=model,
         training_model=wrap_for_training(model, cfg, device, processes),
+        criterion=criterion,
         optimizer=optimizer,
         loaders=build_loaders(cfg, data, device, processes),
         tester=tester(cfg, data, criterion, crop_transform, batches),
@@ -239,7 +241,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
     cfg, state, main = training.cfg, training.state, training.processes.is_main
     train_loader, val_loader = training.loaders.train, training.loaders.val
     for epoch in range(state.epoch + 1, cfg.trainer.epochs + 1):
-        lr = learning_rate(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
+        lr = learning_rate(epoch, cfg.optim)
         for group in training.optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
@@ -248,7 +250,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
         row = train_epoch(
             training.training_model,
             train_loader,
-            training.tester.criterion,
+            training.criterion,
             training.optimizer,
             epoch=epoch,
             batches=training.batches,
@@ -261,7 +263,7 @@ def _train_epochs(training: Training, stop: StopFlag) -> None:
             evaluate(
                 training.model,
                 val_loader,
-                training.tester.criterion,
+                training.criterion,
                 prefix="val",
                 batches=training.batches,
                 stop=stop,

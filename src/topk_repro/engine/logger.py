@@ -9,14 +9,6 @@ from omegaconf import OmegaConf
 
 from topk_repro.engine.distributed import Processes
 
-# final.json's names of the best epoch's values -> their names in W&B's summary, which holds
-# them once, under best/* (set at each improvement and again on resume).
-BEST_IN_FINAL = {
-    "best_epoch": "best/epoch",
-    "best_val/top1": "best/val/top1",
-    "best_val/top5": "best/val/top5",
-}
-
 
 class Logger(Protocol):
     """What the engine asks of a logger: per-epoch metrics, a summary, an end."""

@@ -1,4 +1,5 @@
-"""The run record (run.json): what is needed to trust and rebuild a result."""
+"""The run record (run.json): what is needed to trust and rebuild a result, written with the
+resolved config (config.yaml) and the labels (labels.npz) when a run starts or resumes."""
 
 import platform
 import socket
@@ -9,15 +10,20 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from smooth_topk import cpu_kernel
-from smooth_topk.dispatch import implementation_in_use
-from topk_repro.engine.identity import (
+from topk_repro.config.identity import (
     NOT_IDENTITY,
     flatten,
     identity_digest,
     outside_identity_keys,
 )
+from topk_repro.config.settings import per_process_batch
+from topk_repro.data.bundle import DataBundle
+from topk_repro.engine.distributed import Processes
+from topk_repro.engine.run_dir import RunDir
+from topk_repro.losses import implementation_of
 
 # Where the data lives may change (a moved folder, evaluation elsewhere); what it is may not.
 NOT_DATA_IDENTITY = ("root",)
@@ -63,14 +69,11 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_segment(cfg, device: str) -> dict:
+def run_segment(criterion: torch.nn.Module, device: str) -> dict:
     """What one stretch of a run (its start, or a resume) ran on: the time, the device, the CPU
-    threads (engine/threads.py) and, for the smooth top-k loss, the implementation that
-    computed it (asking may build the CPU kernel, so other losses do not ask) and, for the CPU
-    kernel, its file."""
-    implementation = (
-        implementation_in_use(device, cfg.loss.k) if cfg.loss.name == "smooth_topk_svm" else None
-    )
+    threads (engine/threads.py) and, for a loss with several implementations, the one that
+    computed it (losses.implementation_of) and, for the CPU kernel, its file."""
+    implementation = implementation_of(criterion, device)
     return {
         "start_time": now(),
         "device": device,
@@ -105,7 +108,7 @@ def run_record(cfg, identity: dict, data_record: dict, data_seeds: dict, segment
     return {
         "experiment": cfg.experiment_name,
         "run_name": cfg.run_name,
-        "identity": identity,  # every setting that can change the results (engine/identity.py)
+        "identity": identity,  # every setting that can change the results (config/identity.py)
         "identity_digest": identity_digest(identity),
         "identity_excludes": [*NOT_IDENTITY, *sorted(outside_identity_keys())],
         "git": GIT_AT_IMPORT,
@@ -118,6 +121,47 @@ def run_record(cfg, identity: dict, data_record: dict, data_seeds: dict, segment
         "dataset": data_record,
         "start_time": segment["start_time"],
     }
+
+
+def write_record(
+    run_dir: RunDir,
+    cfg: DictConfig,
+    identity: dict,
+    data: DataBundle,
+    model: torch.nn.Module,
+    criterion: torch.nn.Module,
+    device: torch.device,
+    processes: Processes,
+    resuming: bool,
+) -> dict:
+    """Write run.json (new, or with this resume's segment added), labels.npz and config.yaml
+    (the typed config); returns run.json's content."""
+    parameters = sum(p.numel() for p in model.parameters())
+    record = run_dir.read_json("run.json")
+    segment = run_segment(criterion, str(device))
+    if not resuming or record is None:
+        record = run_record(cfg, identity, data.record, data.seeds, segment)
+        record["processes"] = {
+            "world_size": processes.world_size,
+            "launcher": processes.launcher,
+            "batch_per_process": per_process_batch(cfg.trainer.batch_size, processes.world_size),
+        }
+        record["parameters"] = parameters
+        run_dir.save_labels(data.labels)
+    else:
+        changes = add_resume(record, segment)
+        if changes:
+            print(
+                f"resuming under another set-up ({'; '.join(changes)}): the results may differ "
+                "in the last digits from an uninterrupted run; run.json records both"
+            )
+    run_dir.write_json("run.json", record)
+    run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    print(
+        f"run folder {run_dir.path}\n{data.summary()}\n"
+        f"model {cfg.model.name}: {parameters / 1e6:.2f} M parameters; loss {cfg.loss.tag}"
+    )
+    return record
 
 
 class DataMismatch(ValueError):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from topk_repro.files import PARTIAL, write_atomically
+from topk_repro.run_files import read_metrics
 
 CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "best", "train_time_s", "rng_cpu")
 
@@ -29,26 +30,6 @@ def describe_error(error: Exception) -> str:
         return "damaged, or not a checkpoint"
     lines = str(error).strip().splitlines() or [""]
     return f"{type(error).__name__}: {lines[0]}"
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a metrics.jsonl (none when it does not exist).  A torn last line (a process
-    killed while appending, by an older version or a copy cut short) is dropped with a warning
-    naming the file; a damaged line before the last is an error naming the file and line.
-    Every reader of run folders goes through here."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            rows.append(json.loads(line))
-        except ValueError as error:
-            if number < len(lines):
-                raise ValueError(f"{path}, line {number}, is not valid JSON ({error})") from None
-            warnings.warn(f"dropping the torn last line of {path}", RuntimeWarning, stacklevel=2)
-    return rows
 
 
 class DamagedCheckpoint(Exception):

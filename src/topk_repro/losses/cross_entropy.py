@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from topk_repro.components import LossSettings
+from topk_repro.config.components import LossSettings
 
 
 class CrossEntropy(nn.CrossEntropyLoss):
@@ -33,10 +33,13 @@ def label(values: Mapping) -> str:
     return f"CE ls={smoothing:g}" if smoothing else "CE"
 
 
-def build(cfg, data):
-    """CrossEntropy (label smoothing from `loss.label_smoothing`, default 0) and its test-crop
-    transform."""
+def check(cfg, num_classes: int) -> None:
     smoothing = float(cfg.label_smoothing)
     if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
         raise ValueError(f"loss.label_smoothing must be in [0, 1], got {smoothing}")
-    return CrossEntropy(label_smoothing=smoothing), average_probabilities
+
+
+def build(cfg, data):
+    """CrossEntropy (label smoothing from `loss.label_smoothing`) and its test-crop
+    transform."""
+    return CrossEntropy(label_smoothing=float(cfg.label_smoothing)), average_probabilities

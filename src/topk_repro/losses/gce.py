@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from topk_repro.components import LossSettings
+from topk_repro.config.components import LossSettings
 from topk_repro.losses.cross_entropy import average_probabilities
 from topk_repro.losses.function_loss import FunctionLoss
 
@@ -31,10 +31,13 @@ def label(values: Mapping) -> str:
     return "GCE" + (f" q={values['q']:g}" if "q" in values else "")
 
 
-def build(cfg, data):
+def check(cfg, num_classes: int) -> None:
     q = cfg.q
     if isinstance(q, bool) or not isinstance(q, (int, float)) or not (0 < q <= 1):
         raise ValueError(f"loss.q must be in (0, 1], got {q!r}")
     if not math.isfinite(q):
         raise ValueError(f"loss.q must be finite, got {q!r}")
-    return FunctionLoss(generalised_cross_entropy, q=float(q)), average_probabilities
+
+
+def build(cfg, data):
+    return FunctionLoss(generalised_cross_entropy, q=float(cfg.q)), average_probabilities

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from topk_repro.components import LossSettings
+from topk_repro.config.components import LossSettings
 from topk_repro.losses.cross_entropy import average_probabilities
 from topk_repro.losses.function_loss import FunctionLoss
 from topk_repro.losses.topk_svm import check_k
@@ -75,5 +75,9 @@ def label(values: Mapping) -> str:
     return f"LML k={int(values['k'])}"
 
 
+def check(cfg, num_classes: int) -> None:
+    check_k(cfg, num_classes)
+
+
 def build(cfg, data):
-    return FunctionLoss(lml_loss, k=check_k(cfg, data.num_classes)), average_probabilities
+    return FunctionLoss(lml_loss, k=cfg.k), average_probabilities

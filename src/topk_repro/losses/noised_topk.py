@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from topk_repro.components import LossSettings
+from topk_repro.config.components import LossSettings
 from topk_repro.losses.topk_svm import check_k, raw_scores
 
 
@@ -87,8 +87,8 @@ def label(values: Mapping) -> str:
     return f"noised k={int(values['k'])}{eps}{imbalanced}"
 
 
-def build(cfg, data):
-    k = check_k(cfg, data.num_classes)  # k < C, so the (k+1)-th score exists
+def check(cfg, num_classes: int) -> None:
+    check_k(cfg, num_classes)  # k < C, so the (k+1)-th score exists
     alpha, eps, n_samples = cfg.alpha, cfg.eps, cfg.n_samples
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
         raise ValueError(f"loss.alpha must be a number >= 0, got {alpha!r}")
@@ -98,8 +98,11 @@ def build(cfg, data):
         raise ValueError("loss.alpha and loss.eps must be finite")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"loss.n_samples must be an int >= 1, got {n_samples!r}")
+
+
+def build(cfg, data):
     if cfg.imbalanced:
-        margins = imbalanced_margins(float(alpha), data.class_counts)
+        margins = imbalanced_margins(float(cfg.alpha), data.class_counts)
     else:
-        margins = torch.full((data.num_classes,), float(alpha))
-    return NoisedTopk(k, margins, float(eps), n_samples), raw_scores
+        margins = torch.full((data.num_classes,), float(cfg.alpha))
+    return NoisedTopk(cfg.k, margins, float(cfg.eps), cfg.n_samples), raw_scores

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from smooth_topk import HardTopkSVM, SmoothTopkSVM
-from topk_repro.components import LossSettings
+from smooth_topk.checks import check_hyperparameters
+from topk_repro.config.components import LossSettings
 
 
 def raw_scores(logits: torch.Tensor) -> torch.Tensor:
@@ -23,10 +24,20 @@ def check_k(cfg, num_classes: int) -> int:
     return k
 
 
-def _checked(make, cfg, num_classes: int):
+def check_smooth(cfg, num_classes: int) -> None:
     check_k(cfg, num_classes)
-    try:  # the library validates tau and alpha; its messages get the config's key names
-        return make(), raw_scores
+    _library_check(cfg.k, cfg.tau, cfg.alpha)
+
+
+def check_hard(cfg, num_classes: int) -> None:
+    check_k(cfg, num_classes)
+    _library_check(cfg.k, None, cfg.alpha)
+
+
+def _library_check(k, tau, alpha) -> None:
+    """The library's own check of tau and alpha, its messages under the config's key names."""
+    try:
+        check_hyperparameters(k, tau, alpha, "mean")
     except ValueError as error:
         raise ValueError(f"loss.{error}") from None
 
@@ -53,10 +64,8 @@ def hard_label(values: Mapping) -> str:
 
 
 def build_smooth(cfg, data):
-    return _checked(
-        lambda: SmoothTopkSVM(k=cfg.k, tau=cfg.tau, alpha=cfg.alpha), cfg, data.num_classes
-    )
+    return SmoothTopkSVM(k=cfg.k, tau=cfg.tau, alpha=cfg.alpha), raw_scores
 
 
 def build_hard(cfg, data):
-    return _checked(lambda: HardTopkSVM(k=cfg.k, alpha=cfg.alpha), cfg, data.num_classes)
+    return HardTopkSVM(k=cfg.k, alpha=cfg.alpha), raw_scores

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from topk_repro.components import LossSettings
+from topk_repro.config.components import LossSettings
 from topk_repro.losses.cross_entropy import average_probabilities
 from topk_repro.losses.function_loss import FunctionLoss
 from topk_repro.losses.topk_svm import check_k
@@ -39,6 +39,9 @@ def label(values: Mapping) -> str:
     return f"Ent-tr k={int(values['k'])}"
 
 
+def check(cfg, num_classes: int) -> None:
+    check_k(cfg, num_classes)
+
+
 def build(cfg, data):
-    k = check_k(cfg, data.num_classes)
-    return FunctionLoss(truncated_topk_entropy, k=k), average_probabilities
+    return FunctionLoss(truncated_topk_entropy, k=cfg.k), average_probabilities

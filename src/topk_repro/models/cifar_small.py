@@ -4,11 +4,16 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from topk_repro.config.components import ModelSettings, at_least
+
 
 @dataclass
-class Settings:
-    name: str
+class Settings(ModelSettings):
     width: int
+
+
+def check(cfg, num_classes: int) -> None:
+    at_least("model.width", cfg.width, 1)
 
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -10,14 +10,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from topk_repro.config.components import ModelSettings, at_least
+
 
 @dataclass
-class Settings:
-    name: str
+class Settings(ModelSettings):
     depth: int
     growth_rate: int
     bottleneck_factor: int
     compression: float
+
+
+def check(cfg, num_classes: int) -> None:
+    at_least("model.depth", cfg.depth, 10)
+    if (cfg.depth - 4) % 6:
+        raise ValueError(f"model.depth must be 6 n + 4 for DenseNet-BC, got {cfg.depth}")
+    at_least("model.growth_rate", cfg.growth_rate, 1)
+    at_least("model.bottleneck_factor", cfg.bottleneck_factor, 1)
+    if not 0 < cfg.compression <= 1:
+        raise ValueError(f"model.compression must be in (0, 1], got {cfg.compression}")
 
 
 class _DenseLayer(nn.Module):

@@ -5,10 +5,16 @@ from dataclasses import dataclass
 from torch import nn
 from torchvision.models import resnet18 as torchvision_resnet18
 
+from topk_repro.config.components import ModelSettings
+
 
 @dataclass
-class Settings:
-    name: str
+class Settings(ModelSettings):
+    """No options: torchvision's ResNet-18 as it is."""
+
+
+def check(cfg, num_classes: int) -> None:
+    """Nothing beyond the types to check."""
 
 
 def resnet18(num_classes: int) -> nn.Module:

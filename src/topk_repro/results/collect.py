@@ -1,7 +1,7 @@
 """One row per run: flat config keys, the run's identity, final.json and the last epoch's
 memorisation measures.
 
-Each row carries `run_id` (the digest of the run's identity, engine/identity.py) and `config_id`
+Each row carries `run_id` (the digest of the run's identity, config/identity.py) and `config_id`
 (the same without the seed): tables average over the distinct seeds of one `config_id`, and
 count a repeated run (a `trainer.force` copy, a re-run) of one seed once.
 """
@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from topk_repro.engine.identity import flatten, identity_digest, run_identity, without_seed
-from topk_repro.engine.logger import BEST_IN_FINAL
-from topk_repro.engine.run_dir import read_metrics
+from topk_repro.config.identity import flatten, identity_digest, run_identity, without_seed
+from topk_repro.run_files import BEST_IN_FINAL, read_metrics
 
 
 def _read(path: Path, parse) -> dict | None:

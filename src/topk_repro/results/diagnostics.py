@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from topk_repro.engine.run_dir import read_metrics  # noqa: E402
 from topk_repro.results.layout import row_label  # noqa: E402
 from topk_repro.results.statistics import mean_interval  # noqa: E402
+from topk_repro.run_files import read_metrics  # noqa: E402
 
 # The memorisation measures shown, and what they mean in a figure's words.
 MEMORISATION = {

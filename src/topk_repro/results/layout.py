@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from topk_repro.engine.identity import is_identity_key
+from topk_repro.config.identity import is_identity_key
 from topk_repro.losses import LOSSES
 from topk_repro.results.statistics import mean_interval, paired_difference
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from topk_repro.engine.identity import is_identity_key
+from topk_repro.config.identity import is_identity_key
 from topk_repro.results.claims import check_claims, claims_markdown, claims_text
 from topk_repro.results.diagnostics import (
     final_memorisation,

@@ -1,31 +1,29 @@
-"""The config as the run uses it: every value typed by its schema, ranges checked, before any
-work.
+"""The config as the run uses it: every value typed by its schema, ranges checked, before any work.
 
 Types are declared as dataclasses (OmegaConf structured configs): the engine's own groups here,
-each data set, model and loss beside its builder (its registry entry carries the schema, looked
-up by the group's `name`).  `typed_config` merges each group into its schema and keeps the
-result, so every spelling the schema accepts means one value: `no`, `off`, `false` and `0` are
-the boolean false, a quoted `'2'` is the integer 2.  The engine, the run identity and
-`config.yaml` all read that typed config, never the raw strings.  A wrong type, a missing or an
-unknown key fails naming the key; what types cannot say (ranges, choices) is checked after them,
-in `check_config`.
+each data set, model, loss and optimizer beside its builder (its registry entry carries the
+schema, looked up by the group's `name`, and the range check; config/components.py).
+`typed_config` merges each group into its schema and keeps the result, so every spelling the
+schema accepts means one value: `no`, `off`, `false` and `0` are the boolean false, a quoted
+`'2'` is the integer 2. The engine, the run identity and `config.yaml` all read that typed
+config, never the raw strings. A wrong type, a missing or an unknown key fails naming the key;
+what types cannot say (ranges, choices) is checked after them, in `check_config`: the engine's
+groups here, then each component's own check, in one loop.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from omegaconf.nodes import BooleanNode
 
-from topk_repro.components import at_least
+from topk_repro.config.components import at_least
 from topk_repro.data import BUILDERS
-from topk_repro.data.label_noise import check_noise
-from topk_repro.losses import LOSSES, LossData, build_criterion
+from topk_repro.losses import LOSSES
 from topk_repro.models import MODELS
-from topk_repro.optimizers import OPTIMIZERS, check_optimizer
+from topk_repro.optimizers import OPTIMIZERS
 
 
 @dataclass
@@ -141,11 +139,8 @@ def _typed_threads(value) -> str | int:
 def _schema(group: str, values: dict) -> type:
     if group in ENGINE_GROUPS:
         return ENGINE_GROUPS[group]
-    registry = COMPONENT_GROUPS[group]
     name = values.get("name") if isinstance(values, dict) else None
-    if name not in registry:
-        raise ValueError(f"{group}.name must be one of {', '.join(registry)}, got {name!r}")
-    return registry[name].settings
+    return COMPONENT_GROUPS[group].look_up(name).settings
 
 
 def typed_values(values: dict) -> dict:
@@ -213,33 +208,33 @@ def _names_a_setting(cfg: DictConfig, key: str) -> bool:
     hard-hinge row has no loss.tau: its row is the null row)."""
     if OmegaConf.select(cfg, key, default="<absent>") != "<absent>":
         return True
-    group, _, field_name = key.partition(".")
+    group, *path = key.split(".")
     registry = COMPONENT_GROUPS.get(group, {})
-    return any(field_name in {f.name for f in fields(e.settings)} for e in registry.values())
+    return bool(path) and any(_schema_has(e.settings, path) for e in registry.values())
+
+
+def _schema_has(schema: type, path: list[str]) -> bool:
+    """Whether the dataclass `schema` has the nested field `path` (["noise", "p"])."""
+    if not is_dataclass(schema) or path[0] not in {f.name for f in fields(schema)}:
+        return False
+    return len(path) == 1 or _schema_has(get_type_hints(schema)[path[0]], path[1:])
 
 
 def check_config(cfg: DictConfig) -> DictConfig:
     """The typed config (`typed_config`), after failing on values that cannot be right, naming
     the key."""
     cfg = typed_config(cfg)
-    trainer, dataset = cfg.trainer, cfg.dataset
+    trainer = cfg.trainer
     at_least("trainer.epochs", trainer.epochs, 0)
     at_least("trainer.batch_size", trainer.batch_size, 1)
     at_least("trainer.eval_batch_size", trainer.eval_batch_size, 1)
-    check_optimizer(cfg.optim)
     check_study(cfg)
-    at_least("dataset.num_workers", dataset.num_workers, 0)
     at_least("diagnostics.memorisation_images", cfg.diagnostics.memorisation_images, 0)
     at_least("diagnostics.topk_max", cfg.diagnostics.topk_max, 5)
     if cfg.logger.mode not in LOGGER_MODES:
         raise ValueError(
             f"logger.mode must be one of {', '.join(LOGGER_MODES)}, got {cfg.logger.mode!r}"
         )
-    if dataset.loader not in ("standard", "device"):
-        raise ValueError(f"dataset.loader must be 'standard' or 'device', got {dataset.loader!r}")
-    if "noise" in dataset:
-        check_noise(dataset.noise.p, dataset.noise.mode, dataset.noise.file)
-    # The loss's own checks (k, tau, ...); class counts are the data's, unknown yet.
-    placeholder_counts = np.ones(dataset.num_classes, dtype=np.int64)
-    build_criterion(cfg.loss, LossData(dataset.num_classes, placeholder_counts))
+    for group, registry in COMPONENT_GROUPS.items():
+        registry.look_up(cfg[group].name).check(cfg[group], cfg.dataset.num_classes)
     return cfg

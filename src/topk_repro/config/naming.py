@@ -1,16 +1,20 @@
 """OmegaConf resolvers used by the configs to name run folders (`register_resolvers`).
 
 A run folder is `<runs_dir>/<experiment_name>/<run_name>-<identity digest>`: the readable name
-says what a person looks for, the digest (engine/identity.py) makes two runs that differ in any
+says what a person looks for, the digest (config/identity.py) makes two runs that differ in any
 setting land in two folders, so a sweep over any key never returns another run's results.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from topk_repro.engine.distributed import launch_description
-from topk_repro.engine.identity import identity_digest, run_identity
+from topk_repro.config.identity import identity_digest, run_identity
+
+# How many processes are started together for this run (set by `register_resolvers`: the
+# launcher's environment is the engine's to read, engine/distributed.py).
+_world_size: Callable[[], int] | None = None
 
 
 def number(value) -> str:
@@ -27,7 +31,9 @@ def size_tag(train_size) -> str:
 def run_subdir(run_name, *, _root_) -> str:
     """`<run_name>-<digest of the run's identity>` (the whole config is `_root_`; the identity
     counts the processes started together for the run)."""
-    processes = launch_description().world_size
+    if _world_size is None:
+        raise RuntimeError("register_resolvers(world_size) must run before configs are resolved")
+    processes = _world_size()
     return f"{run_name}-{identity_digest(run_identity(_root_, processes))}"
 
 
@@ -46,9 +52,12 @@ RESOLVERS = {
 }
 
 
-def register_resolvers() -> None:
+def register_resolvers(world_size: Callable[[], int]) -> None:
     """Make the configs' `${num:...}`, `${size_tag:...}`, `${run_subdir:...}` and
-    `${run_folder:...}` resolvable (once per process; again is a no-op)."""
+    `${run_folder:...}` resolvable (once per process; again is a no-op); `world_size()` gives
+    the number of processes started together for the run (its identity counts them)."""
+    global _world_size
+    _world_size = world_size
     for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

@@ -1,6 +1,6 @@
 """A run's identity: the settings that can change its results, and a short digest of them.
 
-The identity is the whole resolved config, typed by its schemas (engine/settings.py, so `no` and
+The identity is the whole resolved config, typed by its schemas (config/settings.py, so `no` and
 `false` are one value), minus the keys that say where things live, how they are shown or how
 fast they run, but never what is computed: the engine's, listed in `NOT_IDENTITY`, and each
 component's, marked in its schema (`outside_identity()`, components.py).  Numbers are compared as
@@ -18,7 +18,7 @@ from functools import cache
 
 from omegaconf import DictConfig
 
-from topk_repro.engine.settings import COMPONENT_GROUPS, resolved_values, typed_values
+from topk_repro.config.settings import COMPONENT_GROUPS, resolved_values, typed_values
 
 # Keys (and whole sections) outside the components' schemas that cannot change a run's results
 # (docs/run-folder.md, "Run identity", shows them).
