@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from topk_repro.results.collect import collect_runs
+from topk_repro.results.diagnostics import fit_by_epoch, memorisation_curves
+from topk_repro.results.layout import finished_runs, paired_differences
 
-from topk_repro.results.collect import collect_runs  # noqa: E402
-from topk_repro.results.diagnostics import fit_by_epoch, memorisation_curves  # noqa: E402
-from topk_repro.results.layout import finished_runs, paired_differences  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RUNS, OUT = ROOT / "runs" / "demo", ROOT / "results" / "demo"
 

@@ -10,10 +10,9 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from topk_repro.results.collect import collect_runs
 
-from topk_repro.results.collect import collect_runs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # study -> the files of results/<study>/ the manual shows
 SHOWN = {

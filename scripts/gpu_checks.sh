@@ -14,7 +14,19 @@ cd "$(dirname "$0")/.."
 out="${1:-${OUT:-results/gpu}}"
 mkdir -p "$out"
 python=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src:$PWD/smooth-topk/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+
+# This checkout's two packages and Hydra: where they are not installed (a lent GPU machine has
+# torch and Triton only), they come from the wheels in .whl/ (scripts/gpu_wheels.sh builds them
+# where pip reaches a registry), installed without dependencies so the machine's torch stays.
+if ! $python -c "import topk_repro, smooth_topk, hydra" 2>/dev/null; then
+    if ! compgen -G ".whl/*.whl" >/dev/null; then
+        echo "topk_repro, smooth_topk or hydra is not installed and .whl/ holds no wheels: run" \
+            "'make setup', or 'bash scripts/gpu_wheels.sh' where pip works and carry .whl" >&2
+        exit 2
+    fi
+    $python -m pip install -q --no-index --no-deps --no-cache-dir .whl/*.whl
+fi
 
 # Each step has its own time limit (seconds), so that one slow step cannot take the others' time
 # and the whole script stays under 8 minutes; a step cut short leaves what it printed.
