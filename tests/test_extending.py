@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from topk_repro.config.components import DatasetSettings, at_least, check_dataset_base
+from topk_repro.config.components import DatasetSettings, at_least
 from topk_repro.data.bundle import DataBundle
 
 
@@ -66,7 +66,6 @@ class Settings(DatasetSettings):
 
 
 def check(cfg, num_classes: int) -> None:
-    check_dataset_base(cfg)
     at_least("dataset.images_per_split", cfg.images_per_split, 1)
 
 
@@ -120,7 +119,7 @@ from dataclasses import dataclass
 
 import torch
 
-from topk_repro.config.components import OptimizerSettings, at_least, check_optimizer_base
+from topk_repro.config.components import OptimizerSettings, at_least
 
 
 @dataclass
@@ -129,7 +128,6 @@ class PlainSgdSettings(OptimizerSettings):
 
 
 def check_plain_sgd(cfg, num_classes: int) -> None:
-    check_optimizer_base(cfg)
     at_least("optim.dampening", cfg.dampening, 0)
 
 
@@ -201,6 +199,12 @@ def _overrides(tmp_path, *choices: str) -> list[str]:
     return [*kept, *choices]
 
 
+def _refused(configs, tmp_path, message: str, *choices: str) -> None:
+    """The config check refuses `choices` with a ValueError matching `message`."""
+    with pytest.raises(ValueError, match=message):
+        check_config(compose_config(_overrides(tmp_path, *choices), configs))
+
+
 def _trained_record(configs, tmp_path, *choices: str) -> dict:
     cfg = compose_config(_overrides(tmp_path, *choices), configs)
     assert fit.run(cfg, tmp_path / "run")["status"] == "finished"
@@ -213,14 +217,10 @@ def test_a_new_loss_trains_and_names_its_column(extended, tmp_path):
     record = _trained_record(extended, tmp_path, "loss=throwaway", "loss.gamma=2")
     assert record["identity"]["loss.gamma"] == 2.0
     assert loss_label({"loss.name": "throwaway", "loss.gamma": 2.0}) == "throwaway gamma=2"
-    with pytest.raises(ValueError, match="loss.gama: Key 'gama' not in 'Settings'"):
-        check_config(
-            compose_config(_overrides(tmp_path, "loss=throwaway", "+loss.gama=1"), extended)
-        )
-    with pytest.raises(ValueError, match="loss.gamma must be a finite number > 0"):
-        check_config(
-            compose_config(_overrides(tmp_path, "loss=throwaway", "loss.gamma=0"), extended)
-        )
+    unknown = "loss.gama: Key 'gama' not in 'Settings'"
+    _refused(extended, tmp_path, unknown, "loss=throwaway", "+loss.gama=1")
+    positive = "loss.gamma must be a finite number > 0"
+    _refused(extended, tmp_path, positive, "loss=throwaway", "loss.gamma=0")
 
 
 def test_a_new_data_set_trains_from_the_bundles_required_fields(extended, tmp_path):
@@ -230,12 +230,10 @@ def test_a_new_data_set_trains_from_the_bundles_required_fields(extended, tmp_pa
     assert "dataset.root" not in record["identity"]  # the base schema's outside_identity()
     labels = dict(np.load(tmp_path / "run" / "labels.npz"))
     assert list(labels) == ["train_noisy"] and len(labels["train_noisy"]) == 40
-    with pytest.raises(ValueError, match="dataset.images_per_split must be a finite number >= 1"):
-        check_config(
-            compose_config(
-                _overrides(tmp_path, "dataset=random", "dataset.images_per_split=0"), extended
-            )
-        )
+    own = "dataset.images_per_split must be a finite number >= 1"
+    _refused(extended, tmp_path, own, "dataset=random", "dataset.images_per_split=0")
+    base = "dataset.loader must be 'standard' or 'device'"  # the registry checks the base's keys
+    _refused(extended, tmp_path, base, "dataset=random", "dataset.loader=bogus")
 
 
 def test_a_new_model_trains(extended, tmp_path):
@@ -248,10 +246,10 @@ def test_a_new_optimizer_trains_with_a_presets_values(extended, tmp_path):
     record = _trained_record(extended, tmp_path, "optim=plain_sgd", "+per_optim.plain_sgd.lr=0.02")
     assert record["identity"]["optim.lr"] == 0.02
     assert record["identity"]["optim.dampening"] == 0.1
-    with pytest.raises(ValueError, match="optim.dampening must be a finite number >= 0"):
-        check_config(
-            compose_config(_overrides(tmp_path, "optim=plain_sgd", "optim.dampening=-1"), extended)
-        )
+    own = "optim.dampening must be a finite number >= 0"
+    _refused(extended, tmp_path, own, "optim=plain_sgd", "optim.dampening=-1")
+    base = "optim.lr must be a finite number > 0"  # the registry checks the base's keys
+    _refused(extended, tmp_path, base, "optim=plain_sgd", "optim.lr=-1")
 
 
 STUDY = """# @package _global_

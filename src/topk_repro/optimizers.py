@@ -38,14 +38,12 @@ class AdamWSettings(OptimizerSettings):
 
 
 def _check_sgd(cfg, num_classes: int) -> None:
-    check_optimizer_base(cfg)
     at_least("optim.momentum", cfg.momentum, 0)
     if cfg.nesterov and cfg.momentum == 0:
         raise ValueError("optim.nesterov=true needs optim.momentum > 0")
 
 
 def _check_adamw(cfg, num_classes: int) -> None:
-    check_optimizer_base(cfg)
     if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
         raise ValueError(f"optim.betas must be two numbers in [0, 1), got {list(cfg.betas)}")
     above("optim.eps", cfg.eps, 0)
@@ -74,6 +72,7 @@ OPTIMIZERS = Registry(
         "sgd": Component(_build_sgd, SgdSettings, _check_sgd),
         "adamw": Component(_build_adamw, AdamWSettings, _check_adamw),
     },
+    check_base=check_optimizer_base,
 )
 
 

@@ -83,11 +83,18 @@ class Component:
 class Registry(dict):
     """The components of one config group, by their config's `name`.  An entry whose schema
     does not extend the group's base is refused when it is registered (TypeError naming the
-    base), so every component of a group has the keys the engine reads of it."""
+    base), so every component of a group has the keys the engine reads of it; `check_base`
+    checks those keys for every component, before the component's own check."""
 
-    def __init__(self, group: str, base: type, entries: Mapping[str, Component]):
+    def __init__(
+        self,
+        group: str,
+        base: type,
+        entries: Mapping[str, Component],
+        check_base: Callable[[object], None] | None = None,
+    ):
         super().__init__()
-        self.group, self.base = group, base
+        self.group, self.base, self.check_base = group, base, check_base
         for name, entry in entries.items():
             self[name] = entry
 
@@ -108,6 +115,14 @@ class Registry(dict):
             raise ValueError(f"{self.group}.name must be one of {', '.join(self)}, got {name!r}")
         return self[name]
 
+    def check(self, cfg, num_classes: int) -> None:
+        """Fail on values of the group's config `cfg` that cannot be right, naming the key: the
+        base's keys (`check_base`), then the chosen component's own check."""
+        entry = self.look_up(cfg.name)
+        if self.check_base is not None:
+            self.check_base(cfg)
+        entry.check(cfg, num_classes)
+
 
 def at_least(key: str, value, lowest) -> None:
     """A range check the components' checks and the engine's config check share: ValueError
@@ -126,7 +141,7 @@ DATA_LOADERS = ("standard", "device")
 
 
 def check_dataset_base(cfg) -> None:
-    """The checks of the keys every data set has (each data set's check starts with it)."""
+    """The checks of the keys every data set has (the data sets' registry runs it)."""
     at_least("dataset.num_classes", cfg.num_classes, 2)
     at_least("dataset.num_workers", cfg.num_workers, 0)
     if cfg.loader not in DATA_LOADERS:
@@ -134,7 +149,7 @@ def check_dataset_base(cfg) -> None:
 
 
 def check_optimizer_base(cfg) -> None:
-    """The checks of the keys every optimizer has (each optimizer's check starts with it)."""
+    """The checks of the keys every optimizer has (the optimizers' registry runs it)."""
     above("optim.lr", cfg.lr, 0)
     at_least("optim.weight_decay", cfg.weight_decay, 0)
     above("optim.gamma", cfg.gamma, 0)

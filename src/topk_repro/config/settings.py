@@ -236,5 +236,5 @@ def check_config(cfg: DictConfig) -> DictConfig:
             f"logger.mode must be one of {', '.join(LOGGER_MODES)}, got {cfg.logger.mode!r}"
         )
     for group, registry in COMPONENT_GROUPS.items():
-        registry.look_up(cfg[group].name).check(cfg[group], cfg.dataset.num_classes)
+        registry.check(cfg[group], cfg.dataset.num_classes)
     return cfg

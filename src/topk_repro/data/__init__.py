@@ -5,7 +5,12 @@ its config (a dataclass extending `DatasetSettings`) and its check, plus one con
 `configs/dataset/` whose `name` is its key here.
 """
 
-from topk_repro.config.components import Component, DatasetSettings, Registry
+from topk_repro.config.components import (
+    Component,
+    DatasetSettings,
+    Registry,
+    check_dataset_base,
+)
 from topk_repro.data import imagenet
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.cifar import (
@@ -25,6 +30,7 @@ BUILDERS = Registry(
         "synthetic": Component(build_synthetic, SyntheticSettings, check_synthetic),
         "imagenet": Component(imagenet.build_imagenet, imagenet.ImageNetSettings, imagenet.check),
     },
+    check_base=check_dataset_base,
 )
 
 

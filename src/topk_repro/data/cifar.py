@@ -14,7 +14,6 @@ import torch
 from topk_repro.config.components import (
     DatasetSettings,
     at_least,
-    check_dataset_base,
     outside_identity,
 )
 from topk_repro.data import synthetic
@@ -65,7 +64,6 @@ class SyntheticSettings(CifarSettings):
 
 
 def check_cifar(cfg, num_classes: int) -> None:
-    check_dataset_base(cfg)
     at_least("dataset.val_count", cfg.val_count, 1)
     check_noise(cfg.noise.p, cfg.noise.mode, cfg.noise.file)
 

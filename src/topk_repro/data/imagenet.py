@@ -20,7 +20,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
 
-from topk_repro.config.components import DatasetSettings, at_least, check_dataset_base
+from topk_repro.config.components import DatasetSettings, at_least
 from topk_repro.data.bundle import DataBundle
 from topk_repro.data.order import EpochSeeded
 from topk_repro.data.splits import balanced_subset
@@ -182,7 +182,6 @@ class ImageNetSettings(DatasetSettings):
 
 
 def check(cfg, num_classes: int) -> None:
-    check_dataset_base(cfg)
     if cfg.train_per_class is not None and cfg.train_per_class < 1:
         raise ValueError(f"dataset.train_per_class must be >= 1 or null, got {cfg.train_per_class}")
     at_least("dataset.val_per_class", cfg.val_per_class, 1)

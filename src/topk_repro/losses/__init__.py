@@ -58,9 +58,8 @@ LOSSES = Registry(
 def build_criterion(cfg, data: LossData) -> tuple[nn.Module, Callable]:
     """The loss module named by `cfg.name` (the `loss` config group) and its crop transform,
     after the loss's check against the data's class count."""
-    entry = LOSSES.look_up(cfg.name)
-    entry.check(cfg, data.num_classes)
-    return entry.build(cfg, data)
+    LOSSES.check(cfg, data.num_classes)
+    return LOSSES.look_up(cfg.name).build(cfg, data)
 
 
 def implementation_of(criterion: nn.Module, device) -> str | None:
