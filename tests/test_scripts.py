@@ -1,10 +1,14 @@
-"""The benchmark scripts run and write the JSON they promise (no timing is asserted)."""
+"""The scripts: the benchmarks run and write the JSON they promise (no timing is asserted), and
+every script runs against the installed packages."""
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 
-from helpers import run_checked, script_command
+from helpers import ROOT, run_checked, script_command
 
 
 @pytest.mark.slow
@@ -31,3 +35,33 @@ def test_bench_step_times_both_losses(tmp_path):
     run_checked([*command, "--out", str(out)])
     record = json.loads(out.read_text())
     assert set(record["median_ms"]) == {"ce", "smooth_topk_svm"} and record["ratio"] > 0
+
+
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "scripts").glob("*.sh"))
+# mutation.py runs the tests against a mutated copy of the sources, which must shadow the
+# installed package: its PYTHONPATH is the point of it.
+SHADOWS_THE_PACKAGE = {"mutation.py"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[path.name for path in SCRIPTS])
+def test_scripts_import_the_installed_packages(script):
+    """No script puts the checkout's folders on the import path: they run as users run them,
+    against the installed packages (make setup; scripts/gpu_checks.sh installs them)."""
+    if script.name in SHADOWS_THE_PACKAGE:
+        pytest.skip("runs the tests on a mutated copy that must shadow the installed package")
+    text = script.read_text()
+    assert not re.search(r"sys\.path\.(insert|append)|PYTHONPATH=", text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "script",
+    [p for p in SCRIPTS if p.suffix == ".py" and "argparse" in p.read_text()],
+    ids=lambda path: path.name,
+)
+def test_every_script_answers_help_from_outside_the_checkout(script, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout
