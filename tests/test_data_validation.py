@@ -165,6 +165,19 @@ def test_an_imagenet_class_count_unlike_its_folders_is_refused_by_name(tmp_path)
         build_data(cfg)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"), [("train_per_class", 0), ("test_crops", 5), ("loader", "bogus")]
+)
+def test_building_a_data_set_directly_runs_its_checks(tmp_path, key, value):
+    """A builder runs on checked values whoever calls it (a notebook, a test): a training
+    subset of 0 images per class would otherwise be silently empty."""
+    write_imagefolder_fixture(tmp_path, classes=2, train_per_class=3, val_per_class=1)
+    cfg = dataset_config("imagenet", root=str(tmp_path), num_classes=2, val_per_class=1)
+    cfg[key] = value
+    with pytest.raises(ValueError, match=f"dataset.{key} must be"):
+        build_data(cfg)
+
+
 def test_damaged_imagenet_index_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("TOPK_REPRO_CACHE", str(tmp_path / "cache"))
     write_imagefolder_fixture(tmp_path, classes=2, train_per_class=3, val_per_class=1)

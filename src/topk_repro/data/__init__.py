@@ -35,5 +35,7 @@ BUILDERS = Registry(
 
 
 def build_data(cfg) -> DataBundle:
-    """Build the data set named by `cfg.name` (the `dataset` config group)."""
+    """Build the data set named by `cfg.name` (the `dataset` config group), after its checks
+    (a builder runs on checked values, whoever calls it)."""
+    BUILDERS.check(cfg, cfg.num_classes)
     return BUILDERS.look_up(cfg.name).build(cfg)

@@ -159,13 +159,10 @@ def _transforms(cfg):
     val = transforms.Compose(
         [transforms.Resize(cfg.resize), transforms.CenterCrop(cfg.image_size), to_tensor]
     )
-    if cfg.test_crops == 10:
-        crops = transforms.TenCrop(cfg.image_size)
-        test = transforms.Compose([transforms.Resize(cfg.resize), crops, StackCrops(to_tensor)])
-    elif cfg.test_crops == 1:
-        test = val
-    else:
-        raise ValueError(f"dataset.test_crops must be 1 or 10, got {cfg.test_crops}")
+    if cfg.test_crops == 1:  # 1 or 10 (checked by `check`)
+        return train, val, val
+    crops = transforms.TenCrop(cfg.image_size)
+    test = transforms.Compose([transforms.Resize(cfg.resize), crops, StackCrops(to_tensor)])
     return train, val, test
 
 

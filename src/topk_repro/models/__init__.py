@@ -22,6 +22,7 @@ MODELS = Registry(
 
 
 def build_model(cfg, num_classes: int) -> nn.Module:
-    """Build the model named by `cfg.name` (the `model` config group)."""
+    """Build the model named by `cfg.name` (the `model` config group), after its checks."""
+    MODELS.check(cfg, num_classes)
     options = {key: value for key, value in cfg.items() if key != "name"}
     return MODELS.look_up(cfg.name).build(num_classes, **options)
